@@ -1,0 +1,16 @@
+"""SQS batch of "send this SMS" messages in, `{"batchItemFailures": [...]}` out."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsgw.observability import logger, metrics, tracer
+from smsgw.sending import process_batch
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return process_batch(event, context)

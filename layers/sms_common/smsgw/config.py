@@ -1,0 +1,146 @@
+"""Settings read once from the environment into a frozen object.
+
+Nothing reads the environment at import time: `get_settings()` does it on first use and caches
+the result, so tests set variables and call `get_settings.cache_clear()` instead of reloading modules.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+Dialect = Literal["generic", "official"]
+DIALECTS: tuple[Dialect, ...] = ("generic", "official")
+OFFICIAL_BASE_URL = "https://api.mimsms.com"
+# The integration guide's limits (per minute, hour, day); MiM states the same for the account.
+DEFAULT_RATE_LIMITS = "100/60,1000/3600,10000/86400"
+
+
+class ConfigError(ValueError):
+    """A missing or malformed setting; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    count: int
+    seconds: int
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    messages_table: str
+    secret_id: str
+    dialect: Dialect
+    base_url: str
+    rate_limits: tuple[RateLimit, ...]
+    price_per_part: float = 0.50
+    send_concurrency: int = 10
+    connect_timeout: float = 3.05
+    read_timeout: float = 10.0
+    secret_max_age: int = 300
+    record_retention_days: int = 90
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"{name} is required but not set")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw!r}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {raw!r}")
+    return value
+
+
+def parse_rate_limits(raw: str, *, name: str = "MIMSMS_RATE_LIMITS") -> tuple[RateLimit, ...]:
+    """`100/60,1000/3600` -> (RateLimit(100, 60), RateLimit(1000, 3600)), shortest window first."""
+    limits = []
+    for item in raw.split(","):
+        count, sep, seconds = item.strip().partition("/")
+        if not sep or not count.strip().isdigit() or not seconds.strip().isdigit():
+            raise ConfigError(f"{name} must look like '100/60,1000/3600' (count/seconds), got {raw!r}")
+        limit = RateLimit(int(count), int(seconds))
+        if limit.count < 1 or limit.seconds < 1:
+            raise ConfigError(f"{name} counts and windows must be positive, got {raw!r}")
+        limits.append(limit)
+    return tuple(sorted(limits, key=lambda limit: limit.seconds))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_base_url(raw: str, *, name: str = "MIMSMS_BASE_URL") -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{name} must be an absolute URL such as {OFFICIAL_BASE_URL}, got {raw!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        # Credentials travel in every request body: plain HTTP only to a simulator on this machine.
+        raise ConfigError(f"{name} must use https:// (http:// is allowed only for loopback hosts)")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name} must not carry a query string or fragment")
+    return raw.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    dialect = env.get("MIMSMS_API", "").strip() or "official"
+    if dialect not in DIALECTS:
+        raise ConfigError(f"MIMSMS_API must be one of {', '.join(DIALECTS)}, got {dialect!r}")
+    base_url = env.get("MIMSMS_BASE_URL", "").strip()
+    if not base_url:
+        if dialect != "official":
+            raise ConfigError("MIMSMS_BASE_URL is required when MIMSMS_API is 'generic'")
+        base_url = OFFICIAL_BASE_URL
+    return Settings(
+        messages_table=_required(env, "MESSAGES_TABLE"),
+        secret_id=_required(env, "MIMSMS_SECRET_ID"),
+        dialect=dialect,
+        base_url=validate_base_url(base_url),
+        rate_limits=parse_rate_limits(env.get("MIMSMS_RATE_LIMITS", "").strip() or DEFAULT_RATE_LIMITS),
+        price_per_part=_number(env, "PRICE_PER_PART_BDT", 0.50, minimum=0, maximum=100),
+        send_concurrency=_integer(env, "SEND_CONCURRENCY", 10, minimum=1, maximum=64),
+        connect_timeout=_number(env, "HTTP_CONNECT_TIMEOUT_SECONDS", 3.05, minimum=0.1, maximum=30),
+        read_timeout=_number(env, "HTTP_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
+        secret_max_age=_integer(env, "SECRET_CACHE_SECONDS", 300, minimum=0, maximum=86400),
+        record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 90, minimum=1, maximum=3650),
+    )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return load_settings(os.environ)

@@ -1,0 +1,62 @@
+"""Bangladesh mobile numbers: normalise any common form to `8801XXXXXXXXX`, or say precisely why not."""
+
+from __future__ import annotations
+
+import re
+
+COUNTRY_CODE = "880"
+# 013/017 Grameenphone, 014/019 Banglalink, 015 Teletalk, 016/018 Robi. Numbers are portable,
+# so the prefix says nothing reliable about the operator; it only tells a mobile number apart.
+_MOBILE_PREFIXES = frozenset("3456789")
+_SEPARATORS = re.compile(r"[\s\-.()/]")
+
+
+class PhoneError(ValueError):
+    """The number is not a Bangladesh mobile number; the message says why."""
+
+    code = "invalid_phone"
+
+
+def normalise(raw: object) -> str:
+    """Return the number as `8801XXXXXXXXX` (13 digits, no `+`)."""
+    if not isinstance(raw, str):
+        raise PhoneError("phone must be a string")
+    text = _SEPARATORS.sub("", raw.strip())
+    if not text:
+        raise PhoneError("phone is empty")
+    international = False
+    if text.startswith("+"):
+        international, text = True, text[1:]
+    elif text.startswith("00"):
+        international, text = True, text[2:]
+    if not text.isdigit():
+        if any(ch.isalpha() for ch in text):
+            raise PhoneError("phone contains letters; expected digits such as 01712345678")
+        raise PhoneError("phone contains characters other than digits, spaces, dashes and a leading +")
+    if international and not text.startswith(COUNTRY_CODE):
+        raise PhoneError("phone is not a Bangladesh number (country code must be +880)")
+    if text.startswith(COUNTRY_CODE):
+        national = text[len(COUNTRY_CODE) :]
+        if national.startswith("0"):  # +880 01712... is a common mistake; the trunk 0 is dropped
+            national = national[1:]
+    elif text.startswith("0"):
+        national = text[1:]
+    else:
+        national = text
+    if not national.startswith("1"):
+        raise PhoneError("phone is a landline or not a mobile number: Bangladesh mobile numbers start with 01")
+    if len(national) != 10:
+        raise PhoneError(
+            f"phone has the wrong length: {len(national) + 1} digits in local form; "
+            "a Bangladesh mobile number has 11 (01XXXXXXXXX)"
+        )
+    if national[1] not in _MOBILE_PREFIXES:
+        raise PhoneError(f"phone prefix 01{national[1]} is not a Bangladesh mobile operator prefix (013-019)")
+    return COUNTRY_CODE + national
+
+
+def mask(phone: str) -> str:
+    """For logs: keep the operator prefix and the last two digits, `88017*******78`."""
+    if len(phone) <= 7:
+        return "*" * len(phone)
+    return phone[:5] + "*" * (len(phone) - 7) + phone[-2:]

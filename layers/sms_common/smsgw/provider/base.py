@@ -1,0 +1,85 @@
+"""The provider interface: what the rest of the service knows about MiM, whatever the dialect.
+
+Every call ends in an outcome class (DESIGN.md), never an exception: the adapters turn transport
+faults, odd bodies and error codes into one of these, and the send path acts on the class alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from smsgw.credentials import Credentials
+
+
+class Outcome(enum.Enum):
+    ACCEPTED = "accepted"  # the provider took the message: record `sent`
+    PERMANENT = "permanent"  # the message itself is wrong: record `failed`, never retry
+    THROTTLED = "throttled"  # rate limited: retry later, not a failure
+    NOT_SENT = "not_sent"  # the provider certainly did not send it: safe to retry
+    MAYBE_SENT = "maybe_sent"  # the request went out and the answer was lost: never resend blindly
+
+
+@dataclass(frozen=True)
+class OutboundSms:
+    phone: str  # 8801XXXXXXXXX
+    text: str
+    sender_id: str
+    priority: str = "normal"
+    transactional: bool = True
+    campaign_id: str | None = None
+    schedule_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SendResult:
+    outcome: Outcome
+    message_id: str | None = None
+    provider_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    cost: float | None = None  # the provider's own figure, when it gives one
+    auth_failed: bool = False  # worth one retry with freshly fetched credentials
+    retry_after: float | None = None  # seconds, from the provider's rate-limit headers
+
+    @property
+    def retryable(self) -> bool:
+        return self.outcome in (Outcome.THROTTLED, Outcome.NOT_SENT)
+
+
+class DeliveryState(enum.Enum):
+    PENDING = "pending"  # no final report yet, or the operator is still retrying
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    state: DeliveryState | None  # None: the lookup itself failed (see outcome)
+    outcome: Outcome
+    provider_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class BalanceResult:
+    balance: float | None
+    outcome: Outcome
+    error_code: str | None = None
+    error_message: str | None = None
+    auth_failed: bool = False
+
+
+class Provider(Protocol):
+    """One MiM dialect. Implementations only translate; they hold no state between calls."""
+
+    name: str
+
+    def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult: ...
+
+    def balance(self, credentials: Credentials) -> BalanceResult: ...
+
+    def delivery_report(self, message_id: str, phone: str, credentials: Credentials) -> DeliveryReport: ...

@@ -1,0 +1,89 @@
+"""What both dialects share: reading loose values and judging an answer by its HTTP status alone."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from smsgw.provider.base import Outcome, SendResult
+from smsgw.provider.http import HttpResponse
+
+
+def to_float(value: Any) -> float | None:
+    """Numbers arrive as numbers or strings ("12812.5"); anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip().replace(",", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def text(value: Any) -> str | None:
+    """A field as a stripped string, whatever JSON type it came as; None when absent or empty."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    result = str(value).strip()
+    return result or None
+
+
+def retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait, from Retry-After or X-RateLimit-Reset (an epoch time or a delay)."""
+    if value := to_float(headers.get("retry-after")):
+        return max(value, 0.0)
+    reset = to_float(headers.get("x-ratelimit-reset"))
+    if reset is None:
+        return None
+    now = time.time() if now is None else now
+    return max(reset - now, 0.0) if reset > 1_000_000_000 else max(reset, 0.0)
+
+
+def by_http_status(response: HttpResponse, detail: str | None = None) -> SendResult:
+    """Classify an answer whose body does not say what happened."""
+    status = response.status
+    word = f"HTTP {status}"
+    if status == 429:
+        return SendResult(
+            Outcome.THROTTLED,
+            provider_status=word,
+            error_code="rate_limited",
+            error_message=detail or "the provider's rate limit was reached",
+            retry_after=retry_after(response.headers),
+        )
+    if status in (401, 403):
+        return SendResult(
+            Outcome.NOT_SENT,
+            provider_status=word,
+            error_code="authentication_failed",
+            error_message=detail or "the provider refused the credentials",
+            auth_failed=True,
+        )
+    if status == 503:
+        return SendResult(
+            Outcome.NOT_SENT,
+            provider_status=word,
+            error_code="provider_unavailable",
+            error_message=detail or "the provider is temporarily unavailable",
+        )
+    if status >= 500 or 200 <= status < 300:
+        # The request reached the provider and may have been acted on: a 200 we cannot read,
+        # or a server error after the body was written.
+        return SendResult(
+            Outcome.MAYBE_SENT,
+            provider_status=word,
+            error_code="provider_error",
+            error_message=detail or "the provider's answer does not say whether it sent the SMS",
+        )
+    # Other 3xx/4xx: the request was refused as a whole (wrong URL, bad gateway config): ours to fix,
+    # so retry and let the DLQ keep it rather than fail the message.
+    return SendResult(
+        Outcome.NOT_SENT,
+        provider_status=word,
+        error_code="provider_error",
+        error_message=detail or f"the provider refused the request with HTTP {status}",
+    )

@@ -1,0 +1,151 @@
+"""Dialect `generic`: the JSON API of the integration guide (`/send-sms`, `/balance`, `/status`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smsgw.credentials import Credentials
+from smsgw.message import DHAKA
+from smsgw.provider.base import (
+    BalanceResult,
+    DeliveryReport,
+    DeliveryState,
+    OutboundSms,
+    Outcome,
+    SendResult,
+)
+from smsgw.provider.common import by_http_status, retry_after, text, to_float
+from smsgw.provider.http import HttpClient, TransportError
+
+SUCCESS = frozenset({"success", "sent", "delivered", "accepted"})
+# error_code -> (outcome, our error code); the guide's codes 1001-1008.
+ERROR_CODES: dict[str, tuple[Outcome, str]] = {
+    "1001": (Outcome.NOT_SENT, "authentication_failed"),
+    "1002": (Outcome.NOT_SENT, "authentication_failed"),
+    "1003": (Outcome.NOT_SENT, "insufficient_balance"),
+    "1004": (Outcome.PERMANENT, "invalid_phone"),
+    "1005": (Outcome.PERMANENT, "invalid_sender_id"),
+    "1006": (Outcome.PERMANENT, "message_too_long"),
+    "1007": (Outcome.THROTTLED, "rate_limited"),
+    "1008": (Outcome.NOT_SENT, "provider_unavailable"),
+}
+# Status words that name the error when no code is given.
+ERROR_WORDS: dict[str, tuple[Outcome, str]] = {
+    "invalid_phone": (Outcome.PERMANENT, "invalid_phone"),
+    "invalid_sender_id": (Outcome.PERMANENT, "invalid_sender_id"),
+    "insufficient_balance": (Outcome.NOT_SENT, "insufficient_balance"),
+    "authentication_failed": (Outcome.NOT_SENT, "authentication_failed"),
+    "rejected": (Outcome.PERMANENT, "provider_rejected"),
+    "failed": (Outcome.NOT_SENT, "provider_error"),
+    "error": (Outcome.NOT_SENT, "provider_error"),
+}
+DELIVERY_WORDS: dict[str, DeliveryState] = {
+    "delivered": DeliveryState.DELIVERED,
+    "failed": DeliveryState.FAILED,
+    "rejected": DeliveryState.FAILED,
+    "undelivered": DeliveryState.FAILED,
+    "expired": DeliveryState.FAILED,
+    "invalid_phone": DeliveryState.FAILED,
+}
+
+
+class GenericProvider:
+    name = "generic"
+
+    def __init__(self, base_url: str, http: HttpClient) -> None:
+        self._base_url = base_url
+        self._http = http
+
+    def _auth(self, credentials: Credentials) -> dict[str, str]:
+        return {"api_key": credentials.api_key, "username": credentials.username, "password": credentials.password}
+
+    def _classify_error(self, body: dict[str, Any], word: str, status: int, headers: dict[str, str]) -> SendResult:
+        code = text(body.get("error_code"))
+        detail = text(body.get("error_message")) or text(body.get("error")) or word
+        outcome, error_code = (
+            ERROR_CODES.get(code or "") or ERROR_WORDS.get(word) or (Outcome.NOT_SENT, "provider_error")
+        )
+        if status == 429:
+            outcome, error_code = Outcome.THROTTLED, "rate_limited"
+        return SendResult(
+            outcome,
+            provider_status=f"{word}:{code}" if code else word,
+            error_code=error_code,
+            error_message=detail,
+            auth_failed=error_code == "authentication_failed",
+            retry_after=retry_after(headers) if outcome is Outcome.THROTTLED else None,
+        )
+
+    def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
+        payload: dict[str, Any] = {
+            **self._auth(credentials),
+            "sender_id": sms.sender_id,
+            "phone": sms.phone,
+            "message": sms.text,
+            "priority": sms.priority,
+        }
+        if sms.schedule_time is not None:
+            payload["schedule_time"] = sms.schedule_time.astimezone(DHAKA).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            response = self._http.post_json(f"{self._base_url}/send-sms", payload)
+        except TransportError as exc:
+            return SendResult(exc.outcome, error_code="transport_error", error_message=exc.detail)
+        body = response.json()
+        word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
+        if not isinstance(body, dict) or not word:
+            return by_http_status(response)
+        if word in SUCCESS:
+            if response.status == 429:
+                return by_http_status(response)
+            return SendResult(
+                Outcome.ACCEPTED,
+                message_id=text(body.get("message_id")),
+                provider_status=word,
+                cost=to_float(body.get("cost")),
+            )
+        return self._classify_error(body, word, response.status, response.headers)
+
+    def balance(self, credentials: Credentials) -> BalanceResult:
+        try:
+            response = self._http.post_json(f"{self._base_url}/balance", self._auth(credentials))
+        except TransportError as exc:
+            return BalanceResult(None, Outcome.NOT_SENT, "transport_error", exc.detail)
+        body = response.json()
+        if isinstance(body, dict) and (text(body.get("status")) or "").lower() in SUCCESS:
+            amount = to_float(body.get("balance"))
+            if amount is not None:
+                return BalanceResult(amount, Outcome.ACCEPTED)
+        failure = (
+            self._classify_error(body, (text(body.get("status")) or "").lower(), response.status, response.headers)
+            if isinstance(body, dict) and body.get("status")
+            else by_http_status(response)
+        )
+        return BalanceResult(None, failure.outcome, failure.error_code, failure.error_message, failure.auth_failed)
+
+    def delivery_report(self, message_id: str, phone: str, credentials: Credentials) -> DeliveryReport:
+        try:
+            response = self._http.post_json(
+                f"{self._base_url}/status", {**self._auth(credentials), "message_id": message_id}
+            )
+        except TransportError as exc:
+            return DeliveryReport(None, Outcome.NOT_SENT, error_code="transport_error", error_message=exc.detail)
+        body = response.json()
+        word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
+        if not isinstance(body, dict) or not word or (word == "error" and body.get("error_code")):
+            failure = (
+                self._classify_error(body, word, response.status, response.headers)
+                if word
+                else by_http_status(response)
+            )
+            return DeliveryReport(
+                None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
+            )
+        state = DELIVERY_WORDS.get(word, DeliveryState.PENDING)
+        error = text(body.get("error"))
+        return DeliveryReport(
+            state,
+            Outcome.ACCEPTED,
+            provider_status=word,
+            error_code=word if state is DeliveryState.FAILED else None,
+            error_message=error if state is DeliveryState.FAILED else None,
+        )

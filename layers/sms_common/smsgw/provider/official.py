@@ -1,0 +1,169 @@
+"""Dialect `official`: MiM's published API (`/api/SmsSending/...`, PascalCase fields, string values)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from smsgw.credentials import Credentials
+from smsgw.provider.base import (
+    BalanceResult,
+    DeliveryReport,
+    DeliveryState,
+    OutboundSms,
+    Outcome,
+    SendResult,
+)
+from smsgw.provider.common import by_http_status, retry_after, text, to_float
+from smsgw.provider.http import HttpClient, HttpResponse, TransportError
+
+# statusCode -> (outcome, our error code). 401 also covers "IP Black List", told apart below.
+STATUS_CODES: dict[str, tuple[Outcome, str]] = {
+    "401": (Outcome.NOT_SENT, "authentication_failed"),
+    "205": (Outcome.PERMANENT, "invalid_content"),
+    "206": (Outcome.PERMANENT, "invalid_phone"),
+    "207": (Outcome.PERMANENT, "invalid_transaction_type"),
+    "208": (Outcome.PERMANENT, "invalid_sender_id"),
+    "209": (Outcome.PERMANENT, "message_too_long"),
+    "210": (Outcome.PERMANENT, "invalid_campaign"),
+    "213": (Outcome.PERMANENT, "invalid_request"),
+    "216": (Outcome.NOT_SENT, "insufficient_balance"),
+    "221": (Outcome.NOT_SENT, "provider_send_failed"),
+    "429": (Outcome.THROTTLED, "rate_limited"),
+    "500": (Outcome.MAYBE_SENT, "provider_error"),
+}
+# Operator words (lower case, letters only) -> state and our error code for failures.
+# Absent subscriber, busy, SMSC link/system failures and SMSC timeouts are retried by the operator
+# itself, so they stay pending like any word not listed here; the words below are final.
+FINAL_FAILURES: dict[str, str] = {
+    "undelivered": "undelivered",
+    "unidentifiedsubscriber": "unidentified_subscriber",
+    "barredsubscriber": "barred_subscriber",
+    "illegalsubscriber": "illegal_subscriber",
+    "smsfailedsenderidblocked": "sender_id_blocked",
+    "rejected": "rejected",
+    "expired": "expired",
+}
+
+
+def _letters(value: str) -> str:
+    return re.sub(r"[^a-z]", "", value.lower())
+
+
+def _schedule_is_future(sms: OutboundSms) -> bool:
+    return sms.schedule_time is not None and sms.schedule_time > datetime.now(UTC)
+
+
+class OfficialProvider:
+    name = "official"
+
+    def __init__(self, base_url: str, http: HttpClient) -> None:
+        self._base_url = base_url
+        self._http = http
+
+    def _post(self, path: str, payload: dict[str, Any]) -> HttpResponse:
+        return self._http.post_json(f"{self._base_url}/api/SmsSending/{path}", payload)
+
+    def _judge(self, response: HttpResponse) -> tuple[SendResult | None, dict[str, Any]]:
+        """(None, body) when statusCode is 200; otherwise (the failure, body)."""
+        body = response.json()
+        code = text(body.get("statusCode")) if isinstance(body, dict) else None
+        if not isinstance(body, dict) or code is None:
+            return by_http_status(response), {}
+        if code == "200" and response.status != 429:
+            return None, body
+        detail = text(body.get("responseResult")) or text(body.get("status")) or f"statusCode {code}"
+        outcome, error_code = STATUS_CODES.get(code, (Outcome.NOT_SENT, "provider_error"))
+        if response.status == 429:
+            outcome, error_code = Outcome.THROTTLED, "rate_limited"
+        ip_blocked = code == "401" and "black" in detail.lower()
+        if ip_blocked:
+            error_code = "ip_not_allowed"  # fresh credentials will not help: MiM must allow-list the egress IP
+        return SendResult(
+            outcome,
+            message_id=None,
+            provider_status=f"{code}:{detail}",
+            error_code=error_code,
+            error_message=detail,
+            auth_failed=code == "401" and not ip_blocked,
+            retry_after=retry_after(response.headers) if outcome is Outcome.THROTTLED else None,
+        ), body
+
+    def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
+        if not sms.transactional and not sms.campaign_id:
+            return SendResult(
+                Outcome.PERMANENT,
+                error_code="invalid_request",
+                error_message="campaign_id is required for promotional messages in the official MiM API",
+            )
+        if _schedule_is_future(sms):
+            return SendResult(
+                Outcome.PERMANENT,
+                error_code="schedule_not_supported",
+                error_message="schedule_time in the future is not supported by the official MiM API",
+            )
+        payload = {
+            "UserName": credentials.username,
+            "Apikey": credentials.api_key,
+            "MobileNumber": sms.phone,
+            "CampaignId": sms.campaign_id or "null",
+            "SenderName": sms.sender_id,
+            "TransactionType": "T" if sms.transactional else "P",
+            "Message": sms.text,
+        }
+        try:
+            response = self._post("SMS", payload)
+        except TransportError as exc:
+            return SendResult(exc.outcome, error_code="transport_error", error_message=exc.detail)
+        failure, body = self._judge(response)
+        if failure is not None:
+            return failure
+        return SendResult(
+            Outcome.ACCEPTED,
+            message_id=text(body.get("trxnId")),
+            provider_status=text(body.get("status")) or "Success",
+        )
+
+    def balance(self, credentials: Credentials) -> BalanceResult:
+        try:
+            response = self._post("balanceCheck", {"UserName": credentials.username, "Apikey": credentials.api_key})
+        except TransportError as exc:
+            return BalanceResult(None, Outcome.NOT_SENT, "transport_error", exc.detail)
+        failure, body = self._judge(response)
+        amount = to_float(body.get("responseResult")) if failure is None else None
+        if amount is not None:
+            return BalanceResult(amount, Outcome.ACCEPTED)
+        if failure is None:
+            return BalanceResult(None, Outcome.NOT_SENT, "provider_error", "the balance answer carries no amount")
+        return BalanceResult(None, failure.outcome, failure.error_code, failure.error_message, failure.auth_failed)
+
+    def delivery_report(self, message_id: str, phone: str, credentials: Credentials) -> DeliveryReport:
+        payload = {
+            "UserName": credentials.username,
+            "ApiKey": credentials.api_key,
+            "MobileNumber": phone,
+            "trxnId": message_id,
+        }
+        try:
+            response = self._post("DlrApi", payload)
+        except TransportError as exc:
+            return DeliveryReport(None, Outcome.NOT_SENT, error_code="transport_error", error_message=exc.detail)
+        failure, body = self._judge(response)
+        if failure is not None:
+            return DeliveryReport(
+                None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
+            )
+        word = text(body.get("operatorStatus")) or ""
+        key = _letters(word)
+        if key == "delivered":
+            return DeliveryReport(DeliveryState.DELIVERED, Outcome.ACCEPTED, provider_status=word)
+        if key in FINAL_FAILURES:
+            return DeliveryReport(
+                DeliveryState.FAILED,
+                Outcome.ACCEPTED,
+                provider_status=word,
+                error_code=FINAL_FAILURES[key],
+                error_message=word,
+            )
+        return DeliveryReport(DeliveryState.PENDING, Outcome.ACCEPTED, provider_status=word or None)

@@ -1,0 +1,271 @@
+"""The send path: one SQS record in, one provider call at most, one status record out.
+
+`Sender.process` is the whole life of a record and runs in a worker thread; `process_batch` runs
+the records of one SQS batch concurrently on a bounded pool (Powertools' AsyncBatchProcessor with
+the blocking calls in a ThreadPoolExecutor), so a batch costs about one provider round trip.
+Retryable outcomes raise `RetryLater` so the record lands in `batchItemFailures`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from botocore.config import Config
+
+from smsgw.config import Settings, get_settings
+from smsgw.credentials import Credentials, CredentialsError, CredentialSource
+from smsgw.message import InvalidRequest, SmsRequest, parse_request
+from smsgw.observability import logger, mask_phone, metrics
+from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, make_provider
+from smsgw.store import IN_FLIGHT, MessageStore
+
+Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent"]
+DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
+LEASE_MARGIN_SECONDS = 5.0
+
+
+class RetryLater(Exception):
+    """Raised for a record that must come back later; the text names only an error code."""
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    request_id: str
+    disposition: Disposition
+    error_code: str | None = None
+    parts: int = 0
+    cost: float = 0.0
+
+
+class Sender:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessageStore,
+        provider: Provider,
+        credentials: CredentialSource,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._provider = provider
+        self._credentials = credentials
+        self._clock = clock
+
+    def process(self, body: str, sqs_message_id: str, lease_until: float) -> RecordResult:
+        try:
+            request = parse_request(body, default_request_id=sqs_message_id)
+        except InvalidRequest as exc:
+            return self._reject(exc, sqs_message_id)
+
+        log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+        claim = self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
+        if claim.token is None:
+            return self._duplicate(request, claim.existing or {}, log)
+        token = claim.token
+
+        try:
+            credentials = self._credentials.get()
+        except CredentialsError as exc:
+            return self._release(request, token, "credentials_unavailable", str(exc), log)
+        except BaseException:
+            # Nothing reached the provider: give the claim back before the record is retried.
+            self._store.release(
+                request.request_id,
+                token,
+                now=self._clock(),
+                error_code="internal_error",
+                error_message="unexpected error before sending",
+            )
+            raise
+        outbound = self._outbound(request, credentials)
+        if outbound is None:
+            return self._release(
+                request,
+                token,
+                "missing_sender_id",
+                "no sender_id in the message and none in the credentials secret",
+                log,
+            )
+
+        result = self._provider.send(outbound, credentials)
+        if result.auth_failed:
+            result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
+        return self._settle(request, token, result, log)
+
+    def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
+        sender_id = request.sender_id or credentials.sender_id
+        if not sender_id:
+            return None
+        return OutboundSms(
+            phone=request.phone,
+            text=request.text,
+            sender_id=sender_id,
+            priority=request.priority,
+            transactional=request.type == "transactional",
+            campaign_id=request.campaign_id,
+            schedule_time=request.schedule_time,
+        )
+
+    def _retry_with_fresh_credentials(
+        self, request: SmsRequest, outbound: OutboundSms, used: Credentials, failed: SendResult
+    ) -> SendResult:
+        """One more try after an authentication failure, only if the secret has changed (a rotated key)."""
+        try:
+            fresh = self._credentials.refresh()
+        except CredentialsError:
+            return failed
+        if fresh == used:
+            return failed
+        logger.info(
+            "credentials changed after an authentication failure; sending again",
+            extra={"request_id": request.request_id},
+        )
+        retry = self._outbound(request, fresh) or outbound
+        return self._provider.send(retry, fresh)
+
+    def _settle(self, request: SmsRequest, token: str, result: SendResult, log: dict[str, Any]) -> RecordResult:
+        now = self._clock()
+        rid = request.request_id
+        parts = request.segmentation.parts
+        if result.outcome is Outcome.ACCEPTED:
+            cost = result.cost if result.cost is not None else parts * self._settings.price_per_part
+            if not self._store.mark_sent(
+                rid, token, now=now, message_id=result.message_id, provider_status=result.provider_status, cost=cost
+            ):
+                logger.warning("status record changed while sending; sent state not written", extra=log)
+            logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})
+            return RecordResult(rid, "sent", parts=parts, cost=cost)
+        error_code = result.error_code or "provider_error"
+        error_message = result.error_message or error_code
+        if result.outcome is Outcome.PERMANENT:
+            self._store.mark_failed(
+                rid,
+                token,
+                now=now,
+                error_code=error_code,
+                error_message=error_message,
+                provider_status=result.provider_status,
+            )
+            logger.warning("sms failed permanently", extra={**log, "error_code": error_code})
+            return RecordResult(rid, "failed", error_code)
+        if result.outcome is Outcome.MAYBE_SENT:
+            self._store.mark_maybe_sent(rid, token, now=now, error_message=error_message)
+            logger.error("provider outcome unknown; not resending", extra={**log, "error_code": error_code})
+            return RecordResult(rid, "maybe_sent", error_code)
+        return self._release(request, token, error_code, error_message, log)
+
+    def _release(
+        self, request: SmsRequest, token: str, error_code: str, error_message: str, log: dict[str, Any]
+    ) -> RecordResult:
+        self._store.release(
+            request.request_id, token, now=self._clock(), error_code=error_code, error_message=error_message
+        )
+        logger.warning("sms not sent; will retry", extra={**log, "error_code": error_code})
+        return RecordResult(request.request_id, "retry", error_code)
+
+    def _reject(self, exc: InvalidRequest, sqs_message_id: str) -> RecordResult:
+        request_id = exc.request_id or sqs_message_id
+        created = self._store.record_invalid(
+            request_id, exc.code, exc.message, now=self._clock(), sqs_message_id=sqs_message_id
+        )
+        logger.warning(
+            "invalid request rejected", extra={"request_id": request_id, "error_code": exc.code, "recorded": created}
+        )
+        return RecordResult(request_id, "invalid", exc.code)
+
+    def _duplicate(self, request: SmsRequest, existing: dict[str, Any], log: dict[str, Any]) -> RecordResult:
+        abandoned = (
+            existing.get("status") == "sending"
+            and existing.get("attempt_state") == IN_FLIGHT
+            and float(existing.get("lease_until", 0)) < self._clock()
+        )
+        if abandoned:
+            # An earlier invocation claimed it and ended without a word (timeout, crash): it may have sent it.
+            self._store.mark_maybe_sent(
+                request.request_id,
+                str(existing.get("claim_token", "")),
+                now=self._clock(),
+                error_message="an earlier attempt ended without recording its outcome",
+            )
+            logger.error("abandoned attempt found; not resending", extra=log)
+            return RecordResult(request.request_id, "maybe_sent", "maybe_sent")
+        logger.info("duplicate request_id; not sending again", extra={**log, "existing_status": existing.get("status")})
+        return RecordResult(request.request_id, "duplicate")
+
+
+# --- process-wide wiring: built once per container, on first use -------------------------------
+
+
+@functools.cache
+def get_sender() -> Sender:
+    settings = get_settings()
+    dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+    return Sender(
+        settings,
+        MessageStore(dynamodb, settings.messages_table, settings.record_retention_days),
+        make_provider(settings),
+        CredentialSource(settings.secret_id, settings.secret_max_age),
+    )
+
+
+@functools.cache
+def get_executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=get_settings().send_concurrency, thread_name_prefix="send")
+
+
+def reset() -> None:
+    """Forget the cached settings, clients and pool (tests; a new environment)."""
+    get_settings.cache_clear()
+    get_sender.cache_clear()
+    get_executor.cache_clear()
+
+
+def _emit_metrics(result: RecordResult) -> None:
+    names: dict[Disposition, str] = {
+        "sent": "MessagesSent",
+        "failed": "MessagesFailed",
+        "invalid": "InvalidRequests",
+        "duplicate": "DuplicateRequests",
+        "retry": "SendRetries",
+        "maybe_sent": "MaybeSent",
+    }
+    metrics.add_metric(name=names[result.disposition], unit=MetricUnit.Count, value=1)
+    if result.disposition == "sent":
+        metrics.add_metric(name="Parts", unit=MetricUnit.Count, value=result.parts)
+        metrics.add_metric(name="CostBDT", unit=MetricUnit.NoUnit, value=result.cost)
+    if result.disposition in ("failed", "invalid") and result.error_code:
+        with single_metric(
+            name="FailuresByCode", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="error_code", value=result.error_code)
+
+
+def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
+    sender, executor = get_sender(), get_executor()
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
+    lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
+
+    async def handle(record: SQSRecord) -> str:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(executor, sender.process, record.body, record.message_id, lease_until)
+        _emit_metrics(result)
+        if result.disposition == "retry":
+            raise RetryLater(result.error_code)
+        return result.disposition
+
+    # Every record failing (e.g. throttled) is an ordinary retry, not an invocation error.
+    processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)

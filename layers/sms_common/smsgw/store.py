@@ -1,0 +1,245 @@
+"""The status table (CONTRACT.md section 2): the only module that touches DynamoDB.
+
+The status record is also the idempotency record. `claim` is one conditional write that either
+creates the record as `sending` or takes back a record whose previous attempt certainly did not reach
+the provider (`attempt_state = released`). Anything else is a duplicate and is not sent again.
+Every later write is conditional on the claim token, so a record only ever moves forward.
+
+Internal attributes (not part of the contract): `attempt_state` (in_flight, released, maybe_sent, done),
+`claim_token`, `lease_until` (epoch seconds after which an in-flight claim is known to be abandoned),
+`sqs_message_id`, `updated_at`, `expires_at` (the TTL attribute).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from smsgw.message import SmsRequest
+
+IN_FLIGHT, RELEASED, MAYBE_SENT, DONE = "in_flight", "released", "maybe_sent", "done"
+TTL_ATTRIBUTE = "expires_at"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in values.items()}
+
+
+def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+def _number(value: float) -> Decimal:
+    return Decimal(str(round(value, 4)))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of `claim`: a token to send under, or the record that already owns this request_id."""
+
+    token: str | None
+    existing: dict[str, Any] | None = None
+
+
+class MessageStore:
+    def __init__(self, client: Any, table: str, retention_days: int) -> None:
+        self._client = client
+        self._table = table
+        self._retention_seconds = retention_days * 86400
+
+    def _conditional_update(
+        self, key: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """Run one conditional UpdateItem; on a failed condition return the item as it is (or None)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"request_id": {"S": key}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ExpressionAttributeValues=_values(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            return _from_dynamo(exc.response.get("Item") or {})
+        return None
+
+    def claim(self, request: SmsRequest, *, now: float, lease_until: float, sqs_message_id: str) -> Claim:
+        token = uuid.uuid4().hex
+        values: dict[str, Any] = {
+            ":sending": "sending",
+            ":released": RELEASED,
+            ":in_flight": IN_FLIGHT,
+            ":token": token,
+            ":lease": _number(lease_until),
+            ":now": iso(now),
+            ":one": 1,
+            ":phone": request.phone,
+            ":parts": request.segmentation.parts,
+            ":encoding": request.segmentation.encoding,
+            ":priority": request.priority,
+            ":type": request.type,
+            ":metadata": request.metadata,
+            ":sqs": sqs_message_id,
+            ":expires": int(now) + self._retention_seconds,
+        }
+        sets = [
+            "#status = :sending",
+            "phone = :phone",
+            "parts = :parts",
+            "encoding = :encoding",
+            "priority = :priority",
+            "#type = :type",
+            "metadata = :metadata",
+            "sqs_message_id = :sqs",
+            "attempt_state = :in_flight",
+            "claim_token = :token",
+            "lease_until = :lease",
+            "created_at = if_not_exists(created_at, :now)",
+            "updated_at = :now",
+            f"{TTL_ATTRIBUTE} = :expires",
+        ]
+        optional = {
+            "sender_id": request.sender_id,
+            "campaign_id": request.campaign_id,
+            "schedule_time": request.schedule_time.isoformat() if request.schedule_time else None,
+        }
+        for name, value in optional.items():
+            if value is not None:
+                sets.append(f"{name} = :{name}")
+                values[f":{name}"] = value
+        existing = self._conditional_update(
+            request.request_id,
+            "SET " + ", ".join(sets) + " ADD attempts :one",
+            "attribute_not_exists(request_id) OR (#status = :sending AND attempt_state = :released)",
+            values,
+            {"#type": "type"},
+        )
+        return Claim(token=None, existing=existing) if existing is not None else Claim(token=token)
+
+    def record_invalid(
+        self, request_id: str, error_code: str, error_message: str, *, now: float, sqs_message_id: str
+    ) -> bool:
+        """Record a request that breaks the contract as `failed`. False when the request_id already has a record."""
+        item = {
+            "request_id": request_id,
+            "status": "failed",
+            "error_code": error_code,
+            "error_message": error_message,
+            "attempts": 0,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            "final_at": iso(now),
+            "attempt_state": DONE,
+            "sqs_message_id": sqs_message_id,
+            TTL_ATTRIBUTE: int(now) + self._retention_seconds,
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_values(item),
+                ConditionExpression="attribute_not_exists(request_id)",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _finish_attempt(self, request_id: str, token: str, sets: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
+        """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
+        values = {f":{name}": value for name, value in sets.items()}
+        values.update({":token": token, ":sending": "sending"})
+        update = "SET " + ", ".join(f"{'#status' if name == 'status' else name} = :{name}" for name in sets)
+        if remove:
+            update += " REMOVE " + ", ".join(remove)
+        failed = self._conditional_update(request_id, update, "claim_token = :token AND #status = :sending", values)
+        return failed is None
+
+    def mark_sent(
+        self,
+        request_id: str,
+        token: str,
+        *,
+        now: float,
+        message_id: str | None,
+        provider_status: str | None,
+        cost: float,
+    ) -> bool:
+        sets: dict[str, Any] = {
+            "status": "sent",
+            "attempt_state": DONE,
+            "sent_at": iso(now),
+            "updated_at": iso(now),
+            "cost": _number(cost),
+        }
+        if message_id:
+            sets["message_id"] = message_id
+        if provider_status:
+            sets["provider_status"] = provider_status
+        return self._finish_attempt(request_id, token, sets, remove=("error_code", "error_message", "lease_until"))
+
+    def mark_failed(
+        self,
+        request_id: str,
+        token: str,
+        *,
+        now: float,
+        error_code: str,
+        error_message: str,
+        provider_status: str | None,
+    ) -> bool:
+        sets: dict[str, Any] = {
+            "status": "failed",
+            "attempt_state": DONE,
+            "error_code": error_code,
+            "error_message": error_message,
+            "final_at": iso(now),
+            "updated_at": iso(now),
+        }
+        if provider_status:
+            sets["provider_status"] = provider_status
+        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+
+    def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
+        """The attempt certainly did not reach the provider: let the next delivery of the message claim it."""
+        sets = {
+            "attempt_state": RELEASED,
+            "error_code": error_code,
+            "error_message": error_message,
+            "updated_at": iso(now),
+        }
+        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+
+    def mark_maybe_sent(self, request_id: str, token: str, *, now: float, error_message: str) -> bool:
+        """The provider may have sent it: keep `sending`, never resend blindly (README: maybe-sent policy)."""
+        sets = {
+            "attempt_state": MAYBE_SENT,
+            "error_code": "maybe_sent",
+            "error_message": error_message,
+            "updated_at": iso(now),
+        }
+        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table, Key={"request_id": {"S": request_id}}, ConsistentRead=True
+        )
+        item = response.get("Item")
+        return _from_dynamo(item) if item else None

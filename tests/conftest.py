@@ -1,0 +1,227 @@
+"""Shared fixtures: a fake AWS (moto), the provider simulator on loopback, and the send path wired to both."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from mimsms_simulator import Account, MimSmsSimulator, ProviderState
+from smsgw import sending
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+TEMPLATE = ROOT / "template.yaml"
+REGION = "ap-southeast-1"
+SECRET_NAME = "test/mimsms"
+USERNAME, API_KEY, PASSWORD = "ops@example.com", "sim-key-3f9a8c1d2e7b4a60", "sim-pass-77d1e0c4"
+SENDER_ID = "MIMSMS"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as {"Ref": ...} style mappings."""
+
+
+def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_tag)
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real AWS, no stray settings: every test starts from a clean, fake environment."""
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "MIMSMS_", "MESSAGES_", "PRICE_", "SEND_", "HTTP_", "SECRET_", "RECORD_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SmsGatewayTest")
+    sending.reset()
+    yield
+    sending.reset()
+
+
+@pytest.fixture
+def provider_state() -> ProviderState:
+    state = ProviderState(delivery_delay=0.0, seed=7)
+    state.add_account(
+        Account(USERNAME, API_KEY, PASSWORD, balance=500.0, sender_ids={SENDER_ID, "ShopBD"}, campaigns={"CMP-1"})
+    )
+    return state
+
+
+@pytest.fixture
+def simulator(provider_state: ProviderState) -> Iterator[MimSmsSimulator]:
+    with MimSmsSimulator(state=provider_state) as sim:
+        yield sim
+
+
+def create_table_from_template(client: Any, template: dict[str, Any], name: str) -> None:
+    """Create the status table with the key schema, indexes and TTL that template.yaml declares."""
+    props = template["Resources"]["MessagesTable"]["Properties"]
+    kwargs: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": props["AttributeDefinitions"],
+        "KeySchema": props["KeySchema"],
+        "BillingMode": props["BillingMode"],
+    }
+    if props.get("GlobalSecondaryIndexes"):
+        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    client.create_table(**kwargs)
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl:
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+
+
+@dataclass
+class Stack:
+    """What a test needs of the fake AWS: clients and names."""
+
+    dynamodb: Any
+    secrets: Any
+    table: str
+    secret_id: str
+
+    def record(self, request_id: str) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        item = self.dynamodb.get_item(
+            TableName=self.table, Key={"request_id": {"S": request_id}}, ConsistentRead=True
+        ).get("Item")
+        return {k: TypeDeserializer().deserialize(v) for k, v in item.items()} if item else None
+
+    def records(self) -> list[dict[str, Any]]:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        items = self.dynamodb.scan(TableName=self.table)["Items"]
+        return [{k: TypeDeserializer().deserialize(v) for k, v in item.items()} for item in items]
+
+    def put_credentials(self, **values: str) -> None:
+        secret = {"username": USERNAME, "api_key": API_KEY, "password": PASSWORD, "sender_id": SENDER_ID, **values}
+        self.secrets.put_secret_value(SecretId=self.secret_id, SecretString=json.dumps(secret))
+
+
+@pytest.fixture
+def aws(template: dict[str, Any]) -> Iterator[Stack]:
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        secrets = boto3.client("secretsmanager", region_name=REGION)
+        create_table_from_template(dynamodb, template, "messages-test")
+        arn = secrets.create_secret(Name=SECRET_NAME, SecretString="{}")["ARN"]
+        stack = Stack(dynamodb, secrets, "messages-test", arn)
+        stack.put_credentials()
+        yield stack
+
+
+@pytest.fixture(params=["generic", "official"])
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """The send path's environment pointed at moto and the simulator, in the dialect under test."""
+    monkeypatch.setenv("MESSAGES_TABLE", aws.table)
+    monkeypatch.setenv("MIMSMS_SECRET_ID", SECRET_NAME)
+    monkeypatch.setenv("MIMSMS_API", dialect)
+    monkeypatch.setenv("MIMSMS_BASE_URL", simulator.base_url)
+    monkeypatch.setenv("HTTP_READ_TIMEOUT_SECONDS", "1")
+    sending.reset()
+    return aws
+
+
+class FakeContext:
+    """The parts of the Lambda context the handlers and Powertools read."""
+
+    function_name = "send-sms-test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:send-sms-test"
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+
+    def __init__(self, remaining_ms: int = 30_000) -> None:
+        self._remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeContext:
+    return FakeContext()
+
+
+def sqs_event(*bodies: str, start: int = 1) -> dict[str, Any]:
+    """An SQS event as Lambda delivers it, one record per body."""
+    records = []
+    for index, body in enumerate(bodies, start=start):
+        records.append(
+            {
+                "messageId": f"00000000-0000-4000-8000-{index:012d}",
+                "receiptHandle": f"handle-{index}",
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1764000000000",
+                    "SenderId": "AIDAEXAMPLE",
+                    "ApproximateFirstReceiveTimestamp": "1764000000000",
+                },
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:send-queue",
+                "awsRegion": REGION,
+            }
+        )
+    return {"Records": records}
+
+
+def load_handler(function: str) -> Any:
+    """Import functions/<function>/app.py the way Lambda does: by file, not as a package of ours."""
+    import importlib.util
+
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"{function}_app", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.lambda_handler
+
+
+@pytest.fixture(scope="session")
+def send_handler() -> Any:
+    return load_handler("send_sms")
