@@ -225,3 +225,24 @@ def load_handler(function: str) -> Any:
 @pytest.fixture(scope="session")
 def send_handler() -> Any:
     return load_handler("send_sms")
+
+
+@pytest.fixture
+def log_output(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
+    """Everything the service writes: Powertools JSON log lines and EMF metric lines, as one string."""
+    import io
+    import logging
+
+    from smsgw.observability import logger
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    logging.getLogger(logger.service).addHandler(handler)
+
+    def read() -> str:
+        captured = capsys.readouterr()
+        return stream.getvalue() + captured.out + captured.err
+
+    yield read
+    logging.getLogger(logger.service).removeHandler(handler)

@@ -133,6 +133,8 @@ class ProviderState:
         self.rng = random.Random(seed)
         self.scripts: dict[str, list[tuple[float, str]]] = {}
         self.replies: deque[tuple[int, Any]] = deque()
+        self.in_flight = 0
+        self.max_in_flight = 0  # most requests handled at once: shows whether a client sends concurrently
         self._windows: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
 
@@ -233,6 +235,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state = self.server.state
+        with state.lock:
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            self._serve(state)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _serve(self, state: ProviderState) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         content_type = self.headers.get("Content-Type", "")
@@ -484,7 +496,10 @@ class MimSmsSimulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, state: ProviderState | None = None) -> None:
         self.state = state or ProviderState()
         self._server = _Server((host, port), self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="mimsms-sim", daemon=True)
+        # A short poll interval keeps stop() quick: tests start and stop a simulator each.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="mimsms-sim", daemon=True
+        )
 
     @property
     def base_url(self) -> str:

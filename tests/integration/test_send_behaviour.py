@@ -1,0 +1,275 @@
+"""Retries, duplicates, maybe-sent, credentials rotation, concurrency and log hygiene of the send path."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+from conftest import API_KEY, PASSWORD, USERNAME, FakeContext, Stack, sqs_event
+
+from mimsms_simulator import MimSmsSimulator
+from smsgw import sending
+
+
+def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
+    return json.dumps({"phone": phone, "message": "Your code is 4321", "request_id": request_id, **fields})
+
+
+def invoke(handler: Any, *bodies: str, start: int = 1) -> list[str]:
+    response = handler(sqs_event(*bodies, start=start), FakeContext())
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+def sends(sim: MimSmsSimulator) -> int:
+    return sum(1 for r in sim.state.received if r.path in ("/send-sms", "/api/SmsSending/SMS"))
+
+
+def test_not_sent_is_retried_and_then_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    simulator.state.faults.push("http_503")
+    assert invoke(send_handler, body("r-1")) == ["00000000-0000-4000-8000-000000000001"]
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"], record["attempt_state"]) == (
+        "sending",
+        "provider_unavailable",
+        "released",
+    )
+
+    assert invoke(send_handler, body("r-1")) == []  # SQS redelivers the same message
+
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["attempts"]) == ("sent", 2)
+    assert "error_code" not in record
+    assert len(simulator.state.sent) == 1
+
+
+@pytest.mark.parametrize("fault", ["timeout", "drop_after", "non_json"])
+def test_maybe_sent_is_never_resent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, fault: str
+) -> None:
+    simulator.state.faults.timeout_seconds = 2.0  # longer than the 1 s read timeout of the tests
+    simulator.state.faults.push(fault)
+
+    assert invoke(send_handler, body("r-1")) == []  # acknowledged: the status record owns it now
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"], record["attempt_state"]) == ("sending", "maybe_sent", "maybe_sent")
+    assert len(simulator.state.sent) == 1  # the provider did take it
+
+    # A producer publishing the same request_id again, or SQS redelivering: no second SMS.
+    assert invoke(send_handler, body("r-1"), start=2) == []
+    assert sends(simulator) == 1
+
+
+def test_connection_dropped_before_an_answer_is_maybe_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    simulator.state.faults.push("drop_before")
+    assert invoke(send_handler, body("r-1")) == []
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("sending", "maybe_sent")
+
+
+def test_connection_refused_is_not_sent_and_retried(
+    send_handler: Any, configured: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MIMSMS_BASE_URL", f"http://127.0.0.1:{port}")
+    sending.reset()
+
+    assert invoke(send_handler, body("r-1")) == ["00000000-0000-4000-8000-000000000001"]
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"], record["attempt_state"]) == (
+        "sending",
+        "transport_error",
+        "released",
+    )
+
+
+def test_an_abandoned_claim_is_resolved_as_maybe_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    # An earlier invocation claimed the message and died (timeout) before recording anything.
+    sender = sending.get_sender()
+    from smsgw.message import parse_request
+
+    request = parse_request(body("r-1"), default_request_id="x")
+    past = time.time() - 600
+    sender._store.claim(request, now=past, lease_until=past + 60, sqs_message_id="m-0")
+
+    assert invoke(send_handler, body("r-1")) == []
+
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["attempt_state"]) == ("sending", "maybe_sent")
+    assert sends(simulator) == 0
+
+
+def test_the_same_request_id_in_two_batches_is_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    assert invoke(send_handler, body("dup-1"), body("other-1", phone="01812345678")) == []
+    assert invoke(send_handler, body("dup-1"), start=5) == []
+    assert sends(simulator) == 2
+    record = configured.record("dup-1")
+    assert record is not None
+    assert record["attempts"] == 1
+
+
+def test_a_later_bad_body_does_not_overwrite_a_sent_record(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    invoke(send_handler, body("r-1"))
+    invoke(send_handler, body("r-1", phone="0171234"), start=2)
+    record = configured.record("r-1")
+    assert record is not None
+    assert record["status"] == "sent"
+
+
+def test_rate_limited_records_come_back_and_the_rest_are_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    simulator.state.rate_limits = ((3, 60),)
+    bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(5)]
+
+    failed = invoke(send_handler, *bodies)
+
+    assert len(failed) == 2
+    statuses = sorted(record["status"] for record in configured.records())
+    assert statuses == ["sending", "sending", "sent", "sent", "sent"]
+    throttled = [r for r in configured.records() if r["status"] == "sending"]
+    assert {r["error_code"] for r in throttled} == {"rate_limited"}
+    assert {r["sqs_message_id"] for r in throttled} == set(failed)
+
+
+def test_insufficient_balance_waits_instead_of_failing(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    simulator.state.accounts[USERNAME].balance = 0.2
+    assert len(invoke(send_handler, body("r-1"))) == 1
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("sending", "insufficient_balance")
+    simulator.state.accounts[USERNAME].balance = 100
+    assert invoke(send_handler, body("r-1")) == []
+    assert configured.record("r-1")["status"] == "sent"  # type: ignore[index]
+
+
+def test_a_rotated_key_works_without_a_redeploy(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    assert invoke(send_handler, body("r-1")) == []  # caches the current credentials
+    simulator.state.accounts[USERNAME].api_key = "rotated-key-0a1b2c3d4e5f"
+    configured.put_credentials(api_key="rotated-key-0a1b2c3d4e5f")
+
+    assert invoke(send_handler, body("r-2"), start=2) == []
+
+    assert configured.record("r-2")["status"] == "sent"  # type: ignore[index]
+    assert sends(simulator) == 3  # r-1; r-2 refused with the cached key, then sent with the fresh one
+
+
+def test_wrong_credentials_are_retried_later_not_resent_now(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    configured.put_credentials(api_key="not-the-key")
+    assert len(invoke(send_handler, body("r-1"))) == 1
+    assert sends(simulator) == 1  # the re-fetched secret was unchanged: no second call
+    assert configured.record("r-1")["error_code"] == "authentication_failed"  # type: ignore[index]
+
+
+def test_placeholder_credentials_keep_messages_waiting(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    configured.put_credentials(username="REPLACE_ME", api_key="REPLACE_ME")
+    assert len(invoke(send_handler, body("r-1"))) == 1
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("sending", "credentials_unavailable")
+    assert "placeholder" in record["error_message"]
+    assert sends(simulator) == 0
+
+
+def test_a_batch_is_sent_concurrently(send_handler: Any, configured: Stack, simulator: MimSmsSimulator) -> None:
+    simulator.state.faults.latency = 0.3
+    bodies = [body(f"r-{i}", phone=f"0181234560{i}") for i in range(10)]
+    assert invoke(send_handler, *bodies) == []
+    assert simulator.state.max_in_flight >= 5  # all ten overlap in practice; sequential would be 1
+    assert len(simulator.state.sent) == 10
+
+
+@pytest.mark.parametrize("dialect", ["official"])
+def test_official_checks_before_calling(send_handler: Any, configured: Stack, simulator: MimSmsSimulator) -> None:
+    promo = body("promo-1", type="promotional")
+    later = body("later-1", schedule_time="2099-01-01 10:00:00")
+    assert invoke(send_handler, promo, later) == []
+    promo_record, later_record = configured.record("promo-1"), configured.record("later-1")
+    assert promo_record is not None
+    assert later_record is not None
+    assert (promo_record["status"], promo_record["error_code"]) == ("failed", "invalid_request")
+    assert "campaign_id" in promo_record["error_message"]
+    assert (later_record["status"], later_record["error_code"]) == ("failed", "schedule_not_supported")
+    assert sends(simulator) == 0
+
+
+@pytest.mark.parametrize("dialect", ["official"])
+def test_official_request_fields(send_handler: Any, configured: Stack, simulator: MimSmsSimulator) -> None:
+    invoke(send_handler, body("p-1", type="promotional", campaign_id="CMP-1"), body("t-1", phone="01812345678"))
+    requests = {r.body["MobileNumber"]: r for r in simulator.state.received}
+    promo, otp = requests["8801712345678"], requests["8801812345678"]
+    assert promo.content_type == "application/json"
+    assert promo.body["TransactionType"] == "P"
+    assert promo.body["CampaignId"] == "CMP-1"
+    assert otp.body["TransactionType"] == "T"
+    assert otp.body["CampaignId"] == "null"
+    assert (otp.body["UserName"], otp.body["Apikey"], otp.body["SenderName"]) == (USERNAME, API_KEY, "MIMSMS")
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
+def test_generic_request_fields(send_handler: Any, configured: Stack, simulator: MimSmsSimulator) -> None:
+    invoke(send_handler, body("g-1", priority="high", schedule_time="2099-01-01T04:00:00Z"))
+    (request,) = simulator.state.received
+    assert request.body["schedule_time"] == "2099-01-01 10:00:00"  # Asia/Dhaka
+    assert request.body["priority"] == "high"
+    assert (request.body["username"], request.body["api_key"], request.body["password"]) == (
+        USERNAME,
+        API_KEY,
+        PASSWORD,
+    )
+    record = configured.record("g-1")
+    assert record is not None
+    assert record["schedule_time"] == "2099-01-01T04:00:00+00:00"
+
+
+def test_logs_hold_no_secrets_numbers_or_text(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, log_output: Any
+) -> None:
+    simulator.state.faults.push("http_503")
+    invoke(
+        send_handler,
+        body("r-1"),
+        body("r-2", phone="01812345678"),
+        body("r-3", phone="0171234"),
+        "not json",
+    )
+    configured.put_credentials(api_key="wrong-key-for-this-test")
+    sending.reset()
+    invoke(send_handler, body("r-4", phone="01912345678"), start=5)
+
+    logs = log_output()
+    assert "sms sent" in logs  # the logger did write
+    for secret in (API_KEY, PASSWORD, "wrong-key-for-this-test"):
+        assert secret not in logs
+    for number in ("8801712345678", "01712345678", "8801812345678", "8801912345678", "0171234"):
+        assert number not in logs
+    assert "Your code is 4321" not in logs
+    assert "88017******78" in logs  # masked numbers are there to correlate

@@ -1,0 +1,143 @@
+"""template.yaml keeps the contract's names, least privilege, and the queue settings the send path relies on."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from conftest import ROOT
+
+CONTRACT_VARIABLES = ["MESSAGES_TABLE", "MIMSMS_SECRET_ID", "MIMSMS_API", "MIMSMS_BASE_URL", "MIMSMS_RATE_LIMITS"]
+PACKAGE_VARIABLES = re.compile(r'"([A-Z][A-Z0-9_]{3,})"')
+
+
+def functions(template: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for function in functions(template).values():
+        for policy in function["Properties"].get("Policies", []):
+            if "Statement" in policy:
+                found.extend(policy["Statement"])
+    return found
+
+
+def test_every_contract_variable_is_set(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    for name in CONTRACT_VARIABLES:
+        assert name in variables, name
+
+
+def test_every_variable_the_package_reads_is_in_the_template(template: dict[str, Any]) -> None:
+    source = (ROOT / "layers/sms_common/smsgw/config.py").read_text()
+    read = {name for name in PACKAGE_VARIABLES.findall(source) if name not in ("DEFAULT_RATE_LIMITS",)}
+    variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
+    assert read <= variables, read - variables
+
+
+def test_function_paths_follow_the_contract(template: dict[str, Any]) -> None:
+    send = template["Resources"]["SendSmsFunction"]["Properties"]
+    assert (send["CodeUri"], send["Handler"]) == ("functions/send_sms/", "app.lambda_handler")
+    assert (ROOT / "functions/send_sms/app.py").exists()
+
+
+def test_no_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
+    text = json.dumps(template["Resources"])
+    assert '"*"' not in text
+    for statement in statements(template):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in action for action in actions)
+        assert statement["Resource"] != "*"
+
+
+def test_table_access_is_scoped_to_the_table(template: dict[str, Any]) -> None:
+    (dynamo,) = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in s["Action"])]
+    assert dynamo["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
+    assert set(dynamo["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+    secret_policies = [
+        p
+        for p in template["Resources"]["SendSmsFunction"]["Properties"]["Policies"]
+        if "AWSSecretsManagerGetSecretValuePolicy" in p
+    ]
+    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "CredentialsSecret"}}}]
+
+
+def test_queue_event_reports_partial_failures(template: dict[str, Any]) -> None:
+    event = template["Resources"]["SendSmsFunction"]["Properties"]["Events"]["SendQueueEvent"]
+    assert event["Type"] == "SQS"
+    props = event["Properties"]
+    assert props["BatchSize"] == 10
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["MaximumBatchingWindowInSeconds"] >= 1
+    assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
+
+
+def test_queue_visibility_and_dead_letters(template: dict[str, Any]) -> None:
+    queue = template["Resources"]["SendQueue"]["Properties"]
+    timeout = template["Globals"]["Function"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]}
+    assert 3 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
+    for name in ("SendQueue", "SendDeadLetterQueue"):
+        assert template["Resources"][name]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_table_is_durable(template: dict[str, Any]) -> None:
+    table = template["Resources"]["MessagesTable"]
+    props = table["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["KeySchema"] == [{"AttributeName": "request_id", "KeyType": "HASH"}]
+    assert table["DeletionPolicy"] == "Retain"
+
+
+def test_secret_holds_only_a_placeholder(template: dict[str, Any]) -> None:
+    secret = template["Resources"]["CredentialsSecret"]["Properties"]["SecretString"]["Fn::Sub"]
+    values = json.loads(secret.replace("${SenderId}", "X"))
+    assert values["username"] == values["api_key"] == "REPLACE_ME"
+    assert values["password"] == ""
+
+
+def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:
+    for function in functions(template).values():
+        group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+        assert template["Resources"][group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "SendQueueUrl",
+        "SendQueueArn",
+        "DeadLetterQueueUrl",
+        "MessagesTableName",
+        "CredentialsSecretArn",
+        "SendSmsFunctionName",
+        "SharedLayerArn",
+    ],
+)
+def test_outputs_name_what_users_need(template: dict[str, Any], output: str) -> None:
+    assert output in template["Outputs"]
+
+
+def test_layer_ships_the_package_with_the_runtime(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["SharedLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/sms_common/"
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert layer["Metadata"]["BuildMethod"] == runtime
+    assert runtime in layer["Properties"]["CompatibleRuntimes"]
+    assert (ROOT / "layers/sms_common/smsgw/__init__.py").exists()
+    assert (ROOT / "layers/sms_common/requirements.txt").exists()
+
+
+def test_events_folder_is_valid_sqs_events() -> None:
+    for path in (ROOT / "events").glob("send_sms*.json"):
+        event = json.loads(path.read_text())
+        assert event["Records"], path
+        assert all(r["eventSource"] == "aws:sqs" and "body" in r for r in event["Records"]), path

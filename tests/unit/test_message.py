@@ -1,0 +1,106 @@
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from smsgw.message import InvalidRequest, parse_request
+
+
+def body(**fields: Any) -> str:
+    return json.dumps({"phone": "01712345678", "message": "Hello", **fields}, ensure_ascii=False)
+
+
+def test_minimal_message_takes_the_defaults() -> None:
+    request = parse_request(body(), default_request_id="sqs-id-1")
+    assert request.request_id == "sqs-id-1"
+    assert request.phone == "8801712345678"
+    assert (request.priority, request.type) == ("normal", "transactional")
+    assert request.sender_id is None
+    assert request.schedule_time is None
+    assert request.metadata == {}
+    assert (request.segmentation.encoding, request.segmentation.parts) == ("gsm7", 1)
+
+
+def test_every_contract_field_is_read() -> None:
+    request = parse_request(
+        body(
+            request_id="order:42.otp-1_A",
+            sender_id="ShopBD",
+            priority="high",
+            schedule_time="2026-12-01 09:30:00",
+            type="promotional",
+            campaign_id="CMP-1",
+            metadata={"tenant": "shop", "order": "42"},
+        ),
+        default_request_id="unused",
+    )
+    assert request.request_id == "order:42.otp-1_A"
+    assert request.sender_id == "ShopBD"
+    assert request.priority == "high"
+    assert request.schedule_time == datetime(2026, 12, 1, 3, 30, tzinfo=UTC)  # Asia/Dhaka is UTC+6
+    assert (request.type, request.campaign_id) == ("promotional", "CMP-1")
+    assert request.metadata == {"tenant": "shop", "order": "42"}
+
+
+@pytest.mark.parametrize(
+    ("value", "utc"),
+    [
+        ("2026-12-01T09:30:00+06:00", datetime(2026, 12, 1, 3, 30, tzinfo=UTC)),
+        ("2026-12-01T03:30:00Z", datetime(2026, 12, 1, 3, 30, tzinfo=UTC)),
+        ("2026-12-01T03:30:00+00:00", datetime(2026, 12, 1, 3, 30, tzinfo=UTC)),
+    ],
+)
+def test_schedule_time_iso_with_offset(value: str, utc: datetime) -> None:
+    assert parse_request(body(schedule_time=value), default_request_id="x").schedule_time == utc
+
+
+def test_message_text_is_never_in_the_repr() -> None:
+    request = parse_request(body(message="secret code 991"), default_request_id="x")
+    assert "991" not in repr(request)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "field"),
+    [
+        ("not json at all", "invalid_request", "not valid JSON"),
+        ("[1, 2]", "invalid_request", "JSON object"),
+        ('"just a string"', "invalid_request", "JSON object"),
+        (json.dumps({"message": "hi"}), "invalid_phone", "phone is required"),
+        (body(phone="0171234567"), "invalid_phone", "phone"),
+        (body(phone=1712345678), "invalid_phone", "phone must be a string"),
+        (json.dumps({"phone": "01712345678"}), "invalid_request", "message is required"),
+        (body(message=""), "invalid_request", "message is empty"),
+        (body(message="   "), "invalid_request", "message is empty"),
+        (body(message=42), "invalid_request", "message"),
+        (body(message="a" * 1531), "message_too_long", "at most 10"),
+        (body(message="আ" * 671), "message_too_long", "UCS2"),
+        (body(request_id=""), "invalid_request", "request_id"),
+        (body(request_id="has space"), "invalid_request", "request_id"),
+        (body(request_id="x" * 129), "invalid_request", "request_id"),
+        (body(request_id=17), "invalid_request", "request_id"),
+        (body(sender_id=""), "invalid_request", "sender_id"),
+        (body(sender_id="A" * 21), "invalid_sender_id", "sender_id"),
+        (body(priority="urgent"), "invalid_request", "priority"),
+        (body(type="marketing"), "invalid_request", "type"),
+        (body(schedule_time="tomorrow"), "invalid_request", "schedule_time"),
+        (body(schedule_time="2026-12-01T09:30:00"), "invalid_request", "schedule_time"),
+        (body(schedule_time=1764000000), "invalid_request", "schedule_time"),
+        (body(campaign_id=5), "invalid_request", "campaign_id"),
+        (body(metadata=["a"]), "invalid_request", "metadata"),
+        (body(metadata={"n": 1}), "invalid_request", "metadata"),
+        (body(metadata={"k": "v" * 2100}), "invalid_request", "2048"),
+        (body(phones=["01712345678"]), "invalid_request", "unknown field"),
+    ],
+)
+def test_contract_violations_name_the_field(raw: str, code: str, field: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(raw, default_request_id="sqs-1")
+    assert caught.value.code == code
+    assert field in caught.value.message
+
+
+def test_a_violation_keeps_the_producers_request_id() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(body(request_id="order-9", phone="029876543"), default_request_id="sqs-1")
+    assert caught.value.request_id == "order-9"
