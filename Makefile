@@ -62,6 +62,10 @@ deploy: build ## sam deploy (guided the first time, then from samconfig.toml)
 	@if grep -q '^\[default.deploy' samconfig.toml 2>/dev/null && [ -z "$(GUIDED)" ]; then \
 		$(SAM) deploy; else $(SAM) deploy --guided; fi
 
+.PHONY: bench
+bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets
+	$(BIN)/python -m devstack.bench
+
 .PHONY: simulator
 simulator: $(BIN)/.installed ## Run the MiM SMS simulator on 127.0.0.1:8900
 	$(BIN)/python -m mimsms_simulator --port 8900

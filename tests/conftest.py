@@ -11,9 +11,9 @@ from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
+from devstack import template as devstack_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import sending
 
@@ -26,28 +26,8 @@ USERNAME, API_KEY, PASSWORD = "ops@example.com", "sim-key-3f9a8c1d2e7b4a60", "si
 SENDER_ID = "MIMSMS"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as {"Ref": ...} style mappings."""
-
-
-def _cfn_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {name: value}
-
-
-_CfnLoader.add_multi_constructor("!", _cfn_tag)
-
-
 def load_template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return devstack_template.load_template(TEMPLATE)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -90,23 +70,6 @@ def simulator(provider_state: ProviderState) -> Iterator[MimSmsSimulator]:
         yield sim
 
 
-def create_table_from_template(client: Any, template: dict[str, Any], name: str) -> None:
-    """Create the status table with the key schema, indexes and TTL that template.yaml declares."""
-    props = template["Resources"]["MessagesTable"]["Properties"]
-    kwargs: dict[str, Any] = {
-        "TableName": name,
-        "AttributeDefinitions": props["AttributeDefinitions"],
-        "KeySchema": props["KeySchema"],
-        "BillingMode": props["BillingMode"],
-    }
-    if props.get("GlobalSecondaryIndexes"):
-        kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
-    client.create_table(**kwargs)
-    ttl = props.get("TimeToLiveSpecification")
-    if ttl:
-        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-
-
 @dataclass
 class Stack:
     """What a test needs of the fake AWS: clients and names."""
@@ -140,7 +103,7 @@ def aws(template: dict[str, Any]) -> Iterator[Stack]:
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        create_table_from_template(dynamodb, template, "messages-test")
+        devstack_template.create_table(dynamodb, template, "messages-test")
         arn = secrets.create_secret(Name=SECRET_NAME, SecretString="{}")["ARN"]
         stack = Stack(dynamodb, secrets, "messages-test", arn)
         stack.put_credentials()

@@ -211,6 +211,9 @@ def _json_body(raw: bytes) -> Any:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API behind a pooled client
+    # Headers and body go out in two writes; without TCP_NODELAY, Nagle's algorithm meets the client's
+    # delayed ACK and every answer stalls about 40 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

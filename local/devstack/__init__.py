@@ -1,0 +1,1 @@
+"""Local tooling around the stack: read template.yaml, create its resources on moto, benchmarks."""
