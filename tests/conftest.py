@@ -15,7 +15,7 @@ from moto import mock_aws
 
 from devstack import template as devstack_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
-from smsgw import sending
+from smsgw import polling, sending
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -24,6 +24,7 @@ REGION = "ap-southeast-1"
 SECRET_NAME = "test/mimsms"
 USERNAME, API_KEY, PASSWORD = "ops@example.com", "sim-key-3f9a8c1d2e7b4a60", "sim-pass-77d1e0c4"
 SENDER_ID = "MIMSMS"
+GATE_PARAMETER = "/sms-gateway-test/balance-gate"
 
 
 def load_template() -> dict[str, Any]:
@@ -43,7 +44,24 @@ def template() -> dict[str, Any]:
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No real AWS, no stray settings: every test starts from a clean, fake environment."""
     for key in list(os.environ):
-        if key.startswith(("AWS_", "MIMSMS_", "MESSAGES_", "PRICE_", "SEND_", "HTTP_", "SECRET_", "RECORD_")):
+        if key.startswith(
+            (
+                "AWS_",
+                "MIMSMS_",
+                "MESSAGES_",
+                "PRICE_",
+                "SEND_",
+                "HTTP_",
+                "SECRET_",
+                "RECORD_",
+                "STATUS_",
+                "BALANCE_",
+                "TRACKING_",
+                "MAYBE_",
+                "REPORT_",
+                "POLL_",
+            )
+        ):
             monkeypatch.delenv(key)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -51,8 +69,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SmsGatewayTest")
     sending.reset()
+    polling.reset()
     yield
     sending.reset()
+    polling.reset()
 
 
 @pytest.fixture
@@ -78,6 +98,36 @@ class Stack:
     secrets: Any
     table: str
     secret_id: str
+    sqs: Any = None
+    ssm: Any = None
+    send_queue_url: str = ""
+    events_queue_url: str = ""
+    gate_parameter: str = GATE_PARAMETER
+
+    def gate(self) -> dict[str, Any]:
+        return dict(json.loads(self.ssm.get_parameter(Name=self.gate_parameter)["Parameter"]["Value"]))
+
+    def status_events(self) -> list[dict[str, Any]]:
+        """Every status event that reached the bus so far (a rule forwards them to a queue)."""
+        found = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+    def queued_bodies(self) -> list[str]:
+        """Bodies waiting in the send queue (received and deleted)."""
+        bodies = []
+        while True:
+            batch = self.sqs.receive_message(QueueUrl=self.send_queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return bodies
+            for message in batch:
+                bodies.append(message["Body"])
+                self.sqs.delete_message(QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     def record(self, request_id: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
@@ -105,7 +155,16 @@ def aws(template: dict[str, Any]) -> Iterator[Stack]:
         secrets = boto3.client("secretsmanager", region_name=REGION)
         devstack_template.create_table(dynamodb, template, "messages-test")
         arn = secrets.create_secret(Name=SECRET_NAME, SecretString="{}")["ARN"]
-        stack = Stack(dynamodb, secrets, "messages-test", arn)
+        sqs = boto3.client("sqs", region_name=REGION)
+        ssm = boto3.client("ssm", region_name=REGION)
+        events = boto3.client("events", region_name=REGION)
+        send_queue = sqs.create_queue(QueueName="send-test")["QueueUrl"]
+        events_queue = sqs.create_queue(QueueName="status-events-test")["QueueUrl"]
+        events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"]
+        events.put_rule(Name="final-status", EventPattern=json.dumps({"source": ["sms-gateway"]}))
+        events.put_targets(Rule="final-status", Targets=[{"Id": "q", "Arn": events_arn["QueueArn"]}])
+        ssm.put_parameter(Name=GATE_PARAMETER, Type="String", Value=json.dumps({"open": True}))
+        stack = Stack(dynamodb, secrets, "messages-test", arn, sqs, ssm, send_queue, events_queue)
         stack.put_credentials()
         yield stack
 
@@ -123,7 +182,10 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     monkeypatch.setenv("MIMSMS_API", dialect)
     monkeypatch.setenv("MIMSMS_BASE_URL", simulator.base_url)
     monkeypatch.setenv("HTTP_READ_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("BALANCE_GATE_PARAMETER", aws.gate_parameter)
+    monkeypatch.setenv("SEND_QUEUE_URL", aws.send_queue_url)
     sending.reset()
+    polling.reset()
     return aws
 
 

@@ -152,19 +152,6 @@ def test_rate_limited_records_come_back_and_the_rest_are_sent(
     assert {r["sqs_message_id"] for r in throttled} == set(failed)
 
 
-def test_insufficient_balance_waits_instead_of_failing(
-    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
-) -> None:
-    simulator.state.accounts[USERNAME].balance = 0.2
-    assert len(invoke(send_handler, body("r-1"))) == 1
-    record = configured.record("r-1")
-    assert record is not None
-    assert (record["status"], record["error_code"]) == ("sending", "insufficient_balance")
-    simulator.state.accounts[USERNAME].balance = 100
-    assert invoke(send_handler, body("r-1")) == []
-    assert configured.record("r-1")["status"] == "sent"  # type: ignore[index]
-
-
 def test_a_rotated_key_works_without_a_redeploy(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:

@@ -11,6 +11,7 @@ from conftest import FakeContext, Stack, sqs_event
 from mimsms_simulator import MimSmsSimulator
 
 RETRY, DONE = True, False
+HELD = DONE  # parked in the status record by the balance gate; poll_status publishes it again
 
 
 def one(request_id: str = "r-1", **fields: Any) -> str:
@@ -35,7 +36,7 @@ GENERIC_ERRORS = [
     ),
     (
         (200, {"status": "error", "error_code": "1003", "error_message": "Insufficient balance"}),
-        ("sending", "insufficient_balance", RETRY),
+        ("sending", "insufficient_balance", HELD),
     ),
     (
         (200, {"status": "error", "error_code": "1004", "error_message": "Invalid phone number"}),
@@ -63,7 +64,7 @@ GENERIC_ERRORS = [
     ),
     ((200, {"status": "rejected"}), ("failed", "provider_rejected", DONE)),
     ((200, {"status": "invalid_sender_id"}), ("failed", "invalid_sender_id", DONE)),
-    ((200, {"status": "insufficient_balance"}), ("sending", "insufficient_balance", RETRY)),
+    ((200, {"status": "insufficient_balance"}), ("sending", "insufficient_balance", HELD)),
     ((200, {"status": "authentication_failed"}), ("sending", "authentication_failed", RETRY)),
     ((200, {"status": "failed", "error": "temporary"}), ("sending", "provider_error", RETRY)),
     ((500, b"<html>oops</html>"), ("sending", "maybe_sent", DONE)),
@@ -117,7 +118,7 @@ OFFICIAL_ERRORS = [
     ),
     (
         (200, {"statusCode": "216", "status": "Failed", "trxnId": "X", "responseResult": "Insufficient Balance"}),
-        ("sending", "insufficient_balance", RETRY),
+        ("sending", "insufficient_balance", HELD),
     ),
     (
         (200, {"statusCode": "221", "status": "Failed", "trxnId": "X", "responseResult": "Sending Failed"}),

@@ -34,7 +34,7 @@ def test_every_contract_variable_is_set(template: dict[str, Any]) -> None:
 
 def test_every_variable_the_package_reads_is_in_the_template(template: dict[str, Any]) -> None:
     source = (ROOT / "layers/sms_common/smsgw/config.py").read_text()
-    read = {name for name in PACKAGE_VARIABLES.findall(source) if name not in ("DEFAULT_RATE_LIMITS",)}
+    read = set(PACKAGE_VARIABLES.findall(source)) - {"DEFAULT_RATE_LIMITS"}
     variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
     assert read <= variables, read - variables
 
@@ -55,15 +55,77 @@ def test_no_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
 
 
 def test_table_access_is_scoped_to_the_table(template: dict[str, Any]) -> None:
-    (dynamo,) = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in s["Action"])]
-    assert dynamo["Resource"] == {"Fn::GetAtt": ["MessagesTable", "Arn"]}
-    assert set(dynamo["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-    secret_policies = [
-        p
-        for p in template["Resources"]["SendSmsFunction"]["Properties"]["Policies"]
-        if "AWSSecretsManagerGetSecretValuePolicy" in p
+    dynamo = [s for s in statements(template) if any(a.startswith("dynamodb:") for a in s["Action"])]
+    assert dynamo
+    for statement in dynamo:
+        resource = json.dumps(statement["Resource"])
+        assert "MessagesTable" in resource, statement
+        if "dynamodb:Query" in statement["Action"]:
+            assert statement["Resource"] == {"Fn::Sub": "${MessagesTable.Arn}/index/WorkIndex"}
+        assert "dynamodb:Scan" not in statement["Action"]
+        assert "dynamodb:DeleteItem" not in statement["Action"]
+
+
+def test_gate_parameter_access_is_scoped_to_the_parameter(template: dict[str, Any]) -> None:
+    ssm = [s for s in statements(template) if any(a.startswith("ssm:") for a in s["Action"])]
+    assert len(ssm) == 2  # send_sms and poll_status
+    for statement in ssm:
+        assert set(statement["Action"]) == {"ssm:GetParameter", "ssm:PutParameter"}
+        assert "${BalanceGateParameter}" in statement["Resource"]["Fn::Sub"]
+
+
+def test_each_function_reads_only_the_credentials_secret(template: dict[str, Any]) -> None:
+    for function in functions(template).values():
+        secret_policies = [
+            p for p in function["Properties"]["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p
+        ]
+        assert secret_policies == [
+            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "CredentialsSecret"}}}
+        ]
+
+
+def test_work_index_is_sparse_and_ordered_by_due_time(template: dict[str, Any]) -> None:
+    from smsgw.store import DUE, WORK, WORK_INDEX
+
+    (index,) = template["Resources"]["MessagesTable"]["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == WORK_INDEX
+    assert index["KeySchema"] == [
+        {"AttributeName": WORK, "KeyType": "HASH"},
+        {"AttributeName": DUE, "KeyType": "RANGE"},
     ]
-    assert secret_policies == [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "CredentialsSecret"}}}]
+
+
+def test_poll_status_runs_on_a_schedule_with_retries_and_a_dlq(template: dict[str, Any]) -> None:
+    poll = template["Resources"]["PollStatusFunction"]["Properties"]
+    assert (poll["CodeUri"], poll["Handler"]) == ("functions/poll_status/", "app.lambda_handler")
+    assert (ROOT / "functions/poll_status/app.py").exists()
+    schedule = poll["Events"]["PollSchedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "PollSchedule"}
+    assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert schedule["Properties"]["DeadLetterConfig"] == {"Type": "SQS"}
+    assert template["Parameters"]["PollSchedule"]["Default"] == "rate(1 minute)"
+
+
+@pytest.mark.parametrize("alarm", ["DeadLetterAlarm", "LowBalanceAlarm", "BalanceGateClosedAlarm", "FailureRateAlarm"])
+def test_alarms_notify_the_alert_topic(template: dict[str, Any], alarm: str) -> None:
+    props = template["Resources"][alarm]["Properties"]
+    assert props["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+def test_alarm_metrics_are_ones_the_code_emits(template: dict[str, Any]) -> None:
+    source = "".join((ROOT / "layers/sms_common/smsgw" / f).read_text() for f in ("sending.py", "polling.py"))
+    for name in ("LowBalanceAlarm", "BalanceGateClosedAlarm"):
+        metric = template["Resources"][name]["Properties"]["MetricName"]
+        assert f'"{metric}"' in source, metric
+    for query in template["Resources"]["FailureRateAlarm"]["Properties"]["Metrics"]:
+        if "MetricStat" in query:
+            assert f'"{query["MetricStat"]["Metric"]["MetricName"]}"' in source
+
+
+def test_alert_email_is_optional(template: dict[str, Any]) -> None:
+    assert template["Parameters"]["AlertEmail"]["Default"] == ""
+    assert template["Resources"]["AlertEmailSubscription"]["Condition"] == "HasAlertEmail"
 
 
 def test_queue_event_reports_partial_failures(template: dict[str, Any]) -> None:

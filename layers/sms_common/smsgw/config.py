@@ -47,6 +47,16 @@ class Settings:
     read_timeout: float = 10.0
     secret_max_age: int = 300
     record_retention_days: int = 90
+    # Delivery reports, balance, status events (poll_status; the send path reads the gate and publishes too).
+    event_bus: str = "default"
+    event_source: str = "sms-gateway"
+    balance_gate_parameter: str | None = None  # SSM parameter holding the gate; None: no gate
+    balance_floor: float = 10.0
+    tracking_window_hours: float = 72.0
+    maybe_sent_grace_seconds: int = 900
+    report_share: float = 0.3  # share of the shortest rate-limit window the poller may use per run
+    poll_concurrency: int = 5
+    send_queue_url: str | None = None  # where held messages are published again
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -137,6 +147,15 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         read_timeout=_number(env, "HTTP_READ_TIMEOUT_SECONDS", 10.0, minimum=0.1, maximum=120),
         secret_max_age=_integer(env, "SECRET_CACHE_SECONDS", 300, minimum=0, maximum=86400),
         record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 90, minimum=1, maximum=3650),
+        event_bus=env.get("STATUS_EVENT_BUS", "").strip() or "default",
+        event_source=env.get("STATUS_EVENT_SOURCE", "").strip() or "sms-gateway",
+        balance_gate_parameter=env.get("BALANCE_GATE_PARAMETER", "").strip() or None,
+        balance_floor=_number(env, "BALANCE_FLOOR_BDT", 10.0, minimum=0, maximum=1_000_000),
+        tracking_window_hours=_number(env, "TRACKING_WINDOW_HOURS", 72.0, minimum=0.01, maximum=24 * 30),
+        maybe_sent_grace_seconds=_integer(env, "MAYBE_SENT_GRACE_SECONDS", 900, minimum=0, maximum=7 * 86400),
+        report_share=_number(env, "REPORT_SHARE", 0.3, minimum=0.01, maximum=1.0),
+        poll_concurrency=_integer(env, "POLL_CONCURRENCY", 5, minimum=1, maximum=32),
+        send_queue_url=env.get("SEND_QUEUE_URL", "").strip() or None,
     )
 
 

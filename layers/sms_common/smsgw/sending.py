@@ -16,23 +16,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from botocore.config import Config
 
-from smsgw.config import Settings, get_settings
+from smsgw import runtime
+from smsgw.balance import BalanceGate
+from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
+from smsgw.events import final_event
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
-from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, make_provider
-from smsgw.store import IN_FLIGHT, MessageStore
+from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
+from smsgw.store import IN_FLIGHT, MessageStore, iso
 
-Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent"]
+Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held"]
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
 LEASE_MARGIN_SECONDS = 5.0
+FIRST_REPORT_DELAY_SECONDS = 60.0  # MiM has a delivery report some minutes after sending
 
 
 class RetryLater(Exception):
@@ -46,6 +48,7 @@ class RecordResult:
     error_code: str | None = None
     parts: int = 0
     cost: float = 0.0
+    event: dict[str, Any] | None = None  # the status event, when the record reached a final state
 
 
 class Sender:
@@ -55,15 +58,17 @@ class Sender:
         store: MessageStore,
         provider: Provider,
         credentials: CredentialSource,
+        gate: BalanceGate,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._store = store
         self._provider = provider
         self._credentials = credentials
+        self._gate = gate
         self._clock = clock
 
-    def process(self, body: str, sqs_message_id: str, lease_until: float) -> RecordResult:
+    def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
         try:
             request = parse_request(body, default_request_id=sqs_message_id)
         except InvalidRequest as exc:
@@ -74,6 +79,8 @@ class Sender:
         if claim.token is None:
             return self._duplicate(request, claim.existing or {}, log)
         token = claim.token
+        if not gate_open:
+            return self._hold(request, token, body, "balance_low", "the account balance is below the floor", log)
 
         try:
             credentials = self._credentials.get()
@@ -102,6 +109,9 @@ class Sender:
         result = self._provider.send(outbound, credentials)
         if result.auth_failed:
             result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
+        if result.error_code == "insufficient_balance" and self._gate.enabled:
+            self._gate.close("the provider answered insufficient balance", now=self._clock())
+            return self._hold(request, token, body, "insufficient_balance", result.error_message or "", log)
         return self._settle(request, token, result, log)
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
@@ -142,7 +152,13 @@ class Sender:
         if result.outcome is Outcome.ACCEPTED:
             cost = result.cost if result.cost is not None else parts * self._settings.price_per_part
             if not self._store.mark_sent(
-                rid, token, now=now, message_id=result.message_id, provider_status=result.provider_status, cost=cost
+                rid,
+                token,
+                now=now,
+                message_id=result.message_id,
+                provider_status=result.provider_status,
+                cost=cost,
+                report_due=now + FIRST_REPORT_DELAY_SECONDS,
             ):
                 logger.warning("status record changed while sending; sent state not written", extra=log)
             logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})
@@ -150,7 +166,7 @@ class Sender:
         error_code = result.error_code or "provider_error"
         error_message = result.error_message or error_code
         if result.outcome is Outcome.PERMANENT:
-            self._store.mark_failed(
+            written = self._store.mark_failed(
                 rid,
                 token,
                 now=now,
@@ -159,12 +175,47 @@ class Sender:
                 provider_status=result.provider_status,
             )
             logger.warning("sms failed permanently", extra={**log, "error_code": error_code})
-            return RecordResult(rid, "failed", error_code)
+            event = self._failed_event(request, error_code, error_message, now) if written else None
+            return RecordResult(rid, "failed", error_code, event=event)
         if result.outcome is Outcome.MAYBE_SENT:
-            self._store.mark_maybe_sent(rid, token, now=now, error_message=error_message)
+            self._mark_maybe_sent(rid, token, error_message)
             logger.error("provider outcome unknown; not resending", extra={**log, "error_code": error_code})
             return RecordResult(rid, "maybe_sent", error_code)
         return self._release(request, token, error_code, error_message, log)
+
+    def _mark_maybe_sent(self, request_id: str, token: str, error_message: str) -> None:
+        now = self._clock()
+        resolve_at = now + self._settings.maybe_sent_grace_seconds
+        self._store.mark_maybe_sent(request_id, token, now=now, error_message=error_message, resolve_at=resolve_at)
+
+    @staticmethod
+    def _failed_event(request: SmsRequest, error_code: str, error_message: str, now: float) -> dict[str, Any]:
+        return final_event(
+            {
+                "request_id": request.request_id,
+                "status": "failed",
+                "error_code": error_code,
+                "error_message": error_message,
+                "phone": request.phone,
+                "parts": request.segmentation.parts,
+                "final_at": iso(now),
+                "metadata": request.metadata,
+            }
+        )
+
+    def _hold(
+        self, request: SmsRequest, token: str, body: str, error_code: str, error_message: str, log: dict[str, Any]
+    ) -> RecordResult:
+        self._store.hold(
+            request.request_id,
+            token,
+            now=self._clock(),
+            payload=body,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        logger.warning("sms held until the balance is back", extra={**log, "error_code": error_code})
+        return RecordResult(request.request_id, "held", error_code)
 
     def _release(
         self, request: SmsRequest, token: str, error_code: str, error_message: str, log: dict[str, Any]
@@ -177,13 +228,23 @@ class Sender:
 
     def _reject(self, exc: InvalidRequest, sqs_message_id: str) -> RecordResult:
         request_id = exc.request_id or sqs_message_id
-        created = self._store.record_invalid(
-            request_id, exc.code, exc.message, now=self._clock(), sqs_message_id=sqs_message_id
-        )
+        now = self._clock()
+        created = self._store.record_invalid(request_id, exc.code, exc.message, now=now, sqs_message_id=sqs_message_id)
         logger.warning(
             "invalid request rejected", extra={"request_id": request_id, "error_code": exc.code, "recorded": created}
         )
-        return RecordResult(request_id, "invalid", exc.code)
+        event = None
+        if created:
+            event = final_event(
+                {
+                    "request_id": request_id,
+                    "status": "failed",
+                    "error_code": exc.code,
+                    "error_message": exc.message,
+                    "final_at": iso(now),
+                }
+            )
+        return RecordResult(request_id, "invalid", exc.code, event=event)
 
     def _duplicate(self, request: SmsRequest, existing: dict[str, Any], log: dict[str, Any]) -> RecordResult:
         abandoned = (
@@ -193,11 +254,10 @@ class Sender:
         )
         if abandoned:
             # An earlier invocation claimed it and ended without a word (timeout, crash): it may have sent it.
-            self._store.mark_maybe_sent(
+            self._mark_maybe_sent(
                 request.request_id,
                 str(existing.get("claim_token", "")),
-                now=self._clock(),
-                error_message="an earlier attempt ended without recording its outcome",
+                "an earlier attempt ended without recording its outcome",
             )
             logger.error("abandoned attempt found; not resending", extra=log)
             return RecordResult(request.request_id, "maybe_sent", "maybe_sent")
@@ -210,24 +270,17 @@ class Sender:
 
 @functools.cache
 def get_sender() -> Sender:
-    settings = get_settings()
-    dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
-    return Sender(
-        settings,
-        MessageStore(dynamodb, settings.messages_table, settings.record_retention_days),
-        make_provider(settings),
-        CredentialSource(settings.secret_id, settings.secret_max_age),
-    )
+    return Sender(runtime.settings(), runtime.store(), runtime.provider(), runtime.credentials(), runtime.gate())
 
 
 @functools.cache
 def get_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=get_settings().send_concurrency, thread_name_prefix="send")
+    return ThreadPoolExecutor(max_workers=runtime.settings().send_concurrency, thread_name_prefix="send")
 
 
 def reset() -> None:
     """Forget the cached settings, clients and pool (tests; a new environment)."""
-    get_settings.cache_clear()
+    runtime.reset()
     get_sender.cache_clear()
     get_executor.cache_clear()
 
@@ -240,6 +293,7 @@ def _emit_metrics(result: RecordResult) -> None:
         "duplicate": "DuplicateRequests",
         "retry": "SendRetries",
         "maybe_sent": "MaybeSent",
+        "held": "MessagesHeld",
     }
     metrics.add_metric(name=names[result.disposition], unit=MetricUnit.Count, value=1)
     if result.disposition == "sent":
@@ -257,15 +311,23 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     sender, executor = get_sender(), get_executor()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
+    gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
+    final_events: list[dict[str, Any]] = []
 
     async def handle(record: SQSRecord) -> str:
         loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(executor, sender.process, record.body, record.message_id, lease_until)
+        work = functools.partial(sender.process, gate_open=gate_open)
+        result = await loop.run_in_executor(executor, work, record.body, record.message_id, lease_until)
         _emit_metrics(result)
+        if result.event is not None:
+            final_events.append(result.event)
         if result.disposition == "retry":
             raise RetryLater(result.error_code)
         return result.disposition
 
     # Every record failing (e.g. throttled) is an ordinary retry, not an invocation error.
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    return async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    response = async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
+    if final_events:
+        runtime.status_events().publish(final_events)
+    return response

@@ -2,17 +2,19 @@
 
 The status record is also the idempotency record. `claim` is one conditional write that either
 creates the record as `sending` or takes back a record whose previous attempt certainly did not reach
-the provider (`attempt_state = released`). Anything else is a duplicate and is not sent again.
+the provider (`attempt_state` released or held). Anything else is a duplicate and is not sent again.
 Every later write is conditional on the claim token, so a record only ever moves forward.
 
-Internal attributes (not part of the contract): `attempt_state` (in_flight, released, maybe_sent, done),
-`claim_token`, `lease_until` (epoch seconds after which an in-flight claim is known to be abandoned),
-`sqs_message_id`, `updated_at`, `expires_at` (the TTL attribute).
+Internal attributes (not part of the contract): `attempt_state` (in_flight, released, held, maybe_sent,
+done), `claim_token`, `lease_until` (epoch seconds after which an in-flight claim is known to be
+abandoned), `sqs_message_id`, `updated_at`, `expires_at` (the TTL attribute), `poll_work` and `due_at` (the
+work queue below), `payload` (a held message's SQS body), `report_checks`.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,8 +25,12 @@ from botocore.exceptions import ClientError
 
 from smsgw.message import SmsRequest
 
-IN_FLIGHT, RELEASED, MAYBE_SENT, DONE = "in_flight", "released", "maybe_sent", "done"
+IN_FLIGHT, RELEASED, HELD, MAYBE_SENT, DONE = "in_flight", "released", "held", "maybe_sent", "done"
 TTL_ATTRIBUTE = "expires_at"
+# The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
+# still has to look at carry `poll_work`; a final write removes it, so the index never holds history.
+WORK_INDEX, WORK, DUE = "WorkIndex", "poll_work", "due_at"
+REPORT, UNRESOLVED, HELD_WORK = "report", "unresolved", "held"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -85,6 +91,7 @@ class MessageStore:
         values: dict[str, Any] = {
             ":sending": "sending",
             ":released": RELEASED,
+            ":held": HELD,
             ":in_flight": IN_FLIGHT,
             ":token": token,
             ":lease": _number(lease_until),
@@ -126,8 +133,8 @@ class MessageStore:
                 values[f":{name}"] = value
         existing = self._conditional_update(
             request.request_id,
-            "SET " + ", ".join(sets) + " ADD attempts :one",
-            "attribute_not_exists(request_id) OR (#status = :sending AND attempt_state = :released)",
+            "SET " + ", ".join(sets) + f" ADD attempts :one REMOVE {WORK}, {DUE}, payload",
+            "attribute_not_exists(request_id) OR (#status = :sending AND attempt_state IN (:released, :held))",
             values,
             {"#type": "type"},
         )
@@ -162,15 +169,31 @@ class MessageStore:
             raise
         return True
 
-    def _finish_attempt(self, request_id: str, token: str, sets: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
-        """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
+    def _update(
+        self,
+        request_id: str,
+        sets: dict[str, Any],
+        condition: str,
+        condition_values: dict[str, Any],
+        remove: tuple[str, ...] = (),
+    ) -> bool:
+        """SET `sets` (and REMOVE `remove`) when `condition` holds. False when it does not."""
         values = {f":{name}": value for name, value in sets.items()}
-        values.update({":token": token, ":sending": "sending"})
+        values.update(condition_values)
         update = "SET " + ", ".join(f"{'#status' if name == 'status' else name} = :{name}" for name in sets)
         if remove:
             update += " REMOVE " + ", ".join(remove)
-        failed = self._conditional_update(request_id, update, "claim_token = :token AND #status = :sending", values)
-        return failed is None
+        return self._conditional_update(request_id, update, condition, values) is None
+
+    def _finish_attempt(self, request_id: str, token: str, sets: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
+        """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
+        return self._update(
+            request_id,
+            sets,
+            "claim_token = :token AND #status = :sending",
+            {":token": token, ":sending": "sending"},
+            (*remove, "lease_until"),
+        )
 
     def mark_sent(
         self,
@@ -181,19 +204,23 @@ class MessageStore:
         message_id: str | None,
         provider_status: str | None,
         cost: float,
+        report_due: float,
     ) -> bool:
+        """`sent`, and queued for delivery-report polling from `report_due` on."""
         sets: dict[str, Any] = {
             "status": "sent",
             "attempt_state": DONE,
             "sent_at": iso(now),
             "updated_at": iso(now),
             "cost": _number(cost),
+            WORK: REPORT,
+            DUE: _number(report_due),
         }
         if message_id:
             sets["message_id"] = message_id
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(request_id, token, sets, remove=("error_code", "error_message", "lease_until"))
+        return self._finish_attempt(request_id, token, sets, remove=("error_code", "error_message"))
 
     def mark_failed(
         self,
@@ -215,7 +242,7 @@ class MessageStore:
         }
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+        return self._finish_attempt(request_id, token, sets, remove=(WORK, DUE))
 
     def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
         """The attempt certainly did not reach the provider: let the next delivery of the message claim it."""
@@ -225,17 +252,113 @@ class MessageStore:
             "error_message": error_message,
             "updated_at": iso(now),
         }
-        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+        return self._finish_attempt(request_id, token, sets)
 
-    def mark_maybe_sent(self, request_id: str, token: str, *, now: float, error_message: str) -> bool:
+    def hold(
+        self, request_id: str, token: str, *, now: float, payload: str, error_code: str, error_message: str
+    ) -> bool:
+        """Park the message in its record (the SQS body kept as `payload`) until poll_status publishes it again."""
+        sets = {
+            "attempt_state": HELD,
+            "error_code": error_code,
+            "error_message": error_message,
+            "updated_at": iso(now),
+            "payload": payload,
+            WORK: HELD_WORK,
+            DUE: _number(now),
+        }
+        return self._finish_attempt(request_id, token, sets)
+
+    def mark_maybe_sent(
+        self, request_id: str, token: str, *, now: float, error_message: str, resolve_at: float
+    ) -> bool:
         """The provider may have sent it: keep `sending`, never resend blindly (README: maybe-sent policy)."""
         sets = {
             "attempt_state": MAYBE_SENT,
             "error_code": "maybe_sent",
             "error_message": error_message,
             "updated_at": iso(now),
+            WORK: UNRESOLVED,
+            DUE: _number(resolve_at),
         }
-        return self._finish_attempt(request_id, token, sets, remove=("lease_until",))
+        return self._finish_attempt(request_id, token, sets)
+
+    # --- the work queue: a sparse index of records that still need poll_status -------------------
+    def due(self, work: str, now: float, page_size: int = 100) -> Iterator[dict[str, Any]]:
+        """Records waiting for `work` whose time has come, oldest due first; reads only those records."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": WORK_INDEX,
+            "KeyConditionExpression": "#work = :work AND #due <= :now",
+            "ExpressionAttributeNames": {"#work": WORK, "#due": DUE},
+            "ExpressionAttributeValues": _values({":work": work, ":now": _number(now)}),
+            "ScanIndexForward": True,
+            "Limit": page_size,
+        }
+        while True:
+            page = self._client.query(**kwargs)
+            for item in page.get("Items", []):
+                yield _from_dynamo(item)
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def finish_report(
+        self,
+        request_id: str,
+        status: str,
+        *,
+        now: float,
+        provider_status: str | None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> bool:
+        """`sent` -> `delivered`, `failed` or `unknown`. False when the record is no longer `sent`."""
+        sets: dict[str, Any] = {"status": status, "final_at": iso(now), "updated_at": iso(now)}
+        if provider_status:
+            sets["provider_status"] = provider_status
+        if error_code:
+            sets["error_code"] = error_code
+            sets["error_message"] = error_message or error_code
+        return self._update(request_id, sets, "#status = :sent", {":sent": "sent"}, remove=(WORK, DUE))
+
+    def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
+        """Still no final report: look again at `due`. False when the record is no longer `sent`."""
+        values: dict[str, Any] = {":now": iso(now), ":due": _number(due), ":sent": "sent", ":one": 1}
+        update = f"SET updated_at = :now, {DUE} = :due"
+        if provider_status:
+            update += ", provider_status = :ps"
+            values[":ps"] = provider_status
+        update += " ADD report_checks :one"
+        return self._conditional_update(request_id, update, "#status = :sent", values) is None
+
+    def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
+        """A maybe-sent record past its grace period: `failed` with `outcome_unknown` (README policy)."""
+        sets = {
+            "status": "failed",
+            "attempt_state": DONE,
+            "error_code": "outcome_unknown",
+            "error_message": error_message,
+            "final_at": iso(now),
+            "updated_at": iso(now),
+        }
+        return self._update(
+            request_id,
+            sets,
+            "#status = :sending AND attempt_state = :maybe",
+            {":sending": "sending", ":maybe": MAYBE_SENT},
+            remove=(WORK, DUE),
+        )
+
+    def republished(self, request_id: str, *, now: float) -> bool:
+        """A held message was published again: take it off the work queue; it stays claimable."""
+        return self._update(
+            request_id,
+            {"updated_at": iso(now)},
+            "#status = :sending AND attempt_state = :held",
+            {":sending": "sending", ":held": HELD},
+            remove=(WORK, DUE),
+        )
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         response = self._client.get_item(

@@ -1,0 +1,15 @@
+"""Scheduled: delivery reports into the status table, the balance gate, held and unresolved messages."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from smsgw.observability import logger, metrics, tracer
+from smsgw.polling import poll
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return poll(context).as_dict()

@@ -1,0 +1,62 @@
+"""The balance gate: when the account is (nearly) empty, the send path stops calling the provider.
+
+The gate lives in one SSM parameter as JSON (`{"open": true, "balance": 812.5, ...}`). poll_status
+reads the balance on every run and opens or closes it against the floor; the send path reads it once
+per batch (cached briefly) and closes it itself when the provider answers "insufficient balance".
+While it is closed, messages are parked in their status records and published again on reopening.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+from smsgw.observability import logger
+from smsgw.store import iso
+
+
+class BalanceGate:
+    def __init__(self, ssm_client: Any, parameter: str | None, max_age: int = 30) -> None:
+        self._client = ssm_client
+        self._parameter = parameter
+        self._max_age = max_age
+        self._provider = SSMProvider(boto3_client=ssm_client) if parameter else None
+        self._override: tuple[bool, float] | None = None  # our own recent write wins over the cache
+
+    @property
+    def enabled(self) -> bool:
+        return self._parameter is not None
+
+    def state(self, *, fresh: bool = False) -> dict[str, Any]:
+        if self._provider is None or self._parameter is None:
+            return {"open": True}
+        try:
+            value = self._provider.get(self._parameter, max_age=self._max_age, transform="json", force_fetch=fresh)
+        except Exception as exc:
+            # Failing open is safe: the provider itself refuses sends without balance, which closes the gate.
+            logger.warning("balance gate unreadable; treating it as open", extra={"error": type(exc).__name__})
+            return {"open": True}
+        return value if isinstance(value, dict) else {"open": True}
+
+    def is_open(self) -> bool:
+        if self._override is not None and self._override[1] > time.time():
+            return self._override[0]
+        return bool(self.state().get("open", True))
+
+    def _write(self, is_open: bool, balance: float | None, reason: str, now: float) -> None:
+        if self._parameter is None:
+            return
+        value = {"open": is_open, "balance": balance, "reason": reason, "updated_at": iso(now)}
+        self._client.put_parameter(Name=self._parameter, Value=json.dumps(value), Type="String", Overwrite=True)
+        self._override = (is_open, now + self._max_age)
+
+    def close(self, reason: str, *, balance: float | None = None, now: float | None = None) -> None:
+        logger.warning("balance gate closed", extra={"reason": reason, "balance": balance})
+        self._write(False, balance, reason, time.time() if now is None else now)
+
+    def open(self, balance: float, *, now: float | None = None) -> None:
+        logger.info("balance gate opened", extra={"balance": balance})
+        self._write(True, balance, "balance above the floor", time.time() if now is None else now)

@@ -1,0 +1,304 @@
+"""poll_status: keep the status table true and the account funded.
+
+Each run, oldest work first and within a time budget that ends well before the Lambda timeout:
+1. balance: read it, emit it, open or close the gate against the floor;
+2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
+3. maybe-sent messages past their grace period: `failed` with `outcome_unknown` (README policy);
+4. delivery reports for `sent` messages that are due, several at a time and within a share of the
+   account's request limits: `delivered`, `failed`, still pending (looked at again later, with
+   back-off), or `unknown` once the tracking window has passed.
+Every write is conditional on the record's current state, so late, repeated or out-of-order reports
+never move a record backward. Every final state is published as a status event.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from smsgw import runtime
+from smsgw.balance import BalanceGate
+from smsgw.config import Settings
+from smsgw.credentials import CredentialsError, CredentialSource
+from smsgw.events import StatusEvents, final_event
+from smsgw.observability import logger, metrics
+from smsgw.provider import DeliveryState, Outcome, Provider
+from smsgw.store import HELD_WORK, REPORT, UNRESOLVED, MessageStore, iso
+
+DEFAULT_RUN_SECONDS = 60.0
+MAX_REPORT_BACKOFF_SECONDS = 1800.0
+LOOKUP_RETRY_SECONDS = 60.0
+
+
+@dataclass
+class PollSummary:
+    balance: float | None = None
+    gate_open: bool | None = None
+    republished: int = 0
+    resolved_unknown_outcome: int = 0
+    reports_checked: int = 0
+    delivered: int = 0
+    failed: int = 0
+    unknown: int = 0
+    still_pending: int = 0
+    stopped_early: str | None = None  # "time", "budget" or "throttled" when work was left for the next run
+    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        result.pop("events")
+        return result
+
+
+def _epoch(value: Any) -> float | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class Poller:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MessageStore,
+        provider: Provider,
+        credentials: CredentialSource,
+        gate: BalanceGate,
+        events: StatusEvents,
+        sqs: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._provider = provider
+        self._credentials = credentials
+        self._gate = gate
+        self._events = events
+        self._sqs = sqs
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=settings.poll_concurrency, thread_name_prefix="poll")
+
+    def report_budget(self) -> int:
+        """Provider calls one run may make: a share of the shortest rate-limit window, the rest is for sending."""
+        shortest = self._settings.rate_limits[0]
+        return max(1, int(shortest.count * self._settings.report_share))
+
+    def run(self, deadline: float) -> PollSummary:
+        summary = PollSummary()
+        try:
+            credentials = self._credentials.get()
+        except CredentialsError as exc:
+            logger.error("cannot poll: credentials unavailable", extra={"error": str(exc)})
+            credentials = None
+        budget = self.report_budget()
+        if credentials is not None:
+            budget -= self._check_balance(credentials, summary)
+        if self._gate.is_open():
+            self._republish_held(deadline, summary)
+        self._resolve_maybe_sent(deadline, summary)
+        if credentials is not None:
+            self._poll_reports(credentials, deadline, budget, summary)
+        if summary.events:
+            self._events.publish(summary.events)
+        self._emit(summary)
+        return summary
+
+    # --- 1. balance and the gate ---------------------------------------------------------------
+    def _check_balance(self, credentials: Any, summary: PollSummary) -> int:
+        result = self._provider.balance(credentials)
+        if result.auth_failed:
+            result = self._provider.balance(self._credentials.refresh())
+        if result.balance is None:
+            logger.warning("balance unavailable", extra={"error_code": result.error_code})
+            return 1
+        summary.balance = result.balance
+        floor = self._settings.balance_floor
+        was_open = self._gate.is_open()
+        if result.balance < floor and was_open:
+            self._gate.close(f"balance below the floor of {floor:g}", balance=result.balance, now=self._clock())
+        elif result.balance >= floor and not was_open:
+            self._gate.open(result.balance, now=self._clock())
+        summary.gate_open = result.balance >= floor
+        return 1
+
+    # --- 2. held messages -------------------------------------------------------------------
+    def _republish_held(self, deadline: float, summary: PollSummary) -> None:
+        if not self._settings.send_queue_url:
+            return
+        for item in self._store.due(HELD_WORK, self._clock()):
+            if self._clock() >= deadline:
+                summary.stopped_early = "time"
+                return
+            # Publish first, then take it off the work queue: a crash in between publishes it twice,
+            # and the claim on request_id makes the second copy a harmless duplicate.
+            self._sqs.send_message(QueueUrl=self._settings.send_queue_url, MessageBody=item["payload"])
+            self._store.republished(item["request_id"], now=self._clock())
+            summary.republished += 1
+
+    # --- 3. maybe-sent messages -------------------------------------------------------------
+    def _resolve_maybe_sent(self, deadline: float, summary: PollSummary) -> None:
+        message = (
+            "the provider may or may not have sent this SMS (its answer was lost); "
+            "it was not resent to avoid a duplicate"
+        )
+        for item in self._store.due(UNRESOLVED, self._clock()):
+            if self._clock() >= deadline:
+                summary.stopped_early = "time"
+                return
+            now = self._clock()
+            if self._store.resolve_maybe_sent(item["request_id"], now=now, error_message=message):
+                summary.resolved_unknown_outcome += 1
+                summary.failed += 1
+                record = {**item, "status": "failed", "error_code": "outcome_unknown", "error_message": message}
+                summary.events.append(final_event({**record, "final_at": iso(now)}))
+                self._count_failure("outcome_unknown")
+
+    # --- 4. delivery reports ----------------------------------------------------------------
+    def _poll_reports(self, credentials: Any, deadline: float, budget: int, summary: PollSummary) -> None:
+        due: Iterator[dict[str, Any]] = self._store.due(REPORT, self._clock())
+        chunk_size = self._settings.poll_concurrency * 2
+        while True:
+            if self._clock() >= deadline:
+                summary.stopped_early = "time"
+                return
+            if budget <= 0:
+                summary.stopped_early = "budget"
+                return
+            chunk = list(islice(due, min(chunk_size, budget)))
+            if not chunk:
+                return
+            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
+            budget -= sum(1 for called, _ in outcomes if called)
+            for _, result in outcomes:
+                self._tally(result, summary)
+            if any(result.get("throttled") for _, result in outcomes):
+                summary.stopped_early = "throttled"
+                return
+
+    def _check_one(self, credentials: Any, item: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Look at one `sent` record. Returns (whether the provider was called, what happened)."""
+        now = self._clock()
+        request_id = item["request_id"]
+        sent_at = _epoch(item.get("sent_at")) or now
+        expired = now >= sent_at + self._settings.tracking_window_hours * 3600
+        message_id = item.get("message_id")
+        if not message_id or expired:
+            return False, self._finish(item, "unknown", now, item.get("provider_status"))
+        report = self._provider.delivery_report(str(message_id), str(item["phone"]), credentials)
+        if report.state is None:
+            # The lookup itself failed: look again soon; throttling ends this run's polling.
+            self._store.postpone_report(request_id, now=now, due=now + LOOKUP_RETRY_SECONDS, provider_status=None)
+            return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
+        if report.state is DeliveryState.DELIVERED:
+            return True, self._finish(item, "delivered", now, report.provider_status, sent_at=sent_at)
+        if report.state is DeliveryState.FAILED:
+            return True, self._finish(
+                item, "failed", now, report.provider_status, report.error_code, report.error_message
+            )
+        checks = int(item.get("report_checks", 0))
+        backoff = min(60.0 * 2**checks, MAX_REPORT_BACKOFF_SECONDS)
+        due = min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
+        self._store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
+        return True, {"pending": True}
+
+    def _finish(
+        self,
+        item: dict[str, Any],
+        status: str,
+        now: float,
+        provider_status: str | None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        sent_at: float | None = None,
+    ) -> dict[str, Any]:
+        written = self._store.finish_report(
+            item["request_id"],
+            status,
+            now=now,
+            provider_status=provider_status,
+            error_code=error_code,
+            error_message=error_message,
+        )
+        if not written:  # already final: a late or repeated report changes nothing
+            return {"stale": True}
+        record = {**item, "status": status, "final_at": iso(now), "provider_status": provider_status}
+        if error_code:
+            record.update(error_code=error_code, error_message=error_message or error_code)
+        result: dict[str, Any] = {"status": status, "event": final_event(record), "error_code": error_code}
+        if sent_at is not None:
+            result["latency"] = now - sent_at
+        return result
+
+    def _tally(self, result: dict[str, Any], summary: PollSummary) -> None:
+        if "event" in result:
+            summary.events.append(result["event"])
+        status = result.get("status")
+        if status == "delivered":
+            summary.delivered += 1
+            metrics.add_metric(name="MessagesDelivered", unit=MetricUnit.Count, value=1)
+            if "latency" in result:
+                metrics.add_metric(name="DeliveryLatency", unit=MetricUnit.Seconds, value=result["latency"])
+        elif status == "failed":
+            summary.failed += 1
+            self._count_failure(result.get("error_code") or "undelivered")
+        elif status == "unknown":
+            summary.unknown += 1
+            metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
+        elif result.get("pending"):
+            summary.still_pending += 1
+        summary.reports_checked += 1
+
+    @staticmethod
+    def _count_failure(error_code: str) -> None:
+        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=1)
+        with single_metric(
+            name="FailuresByCode", unit=MetricUnit.Count, value=1, namespace=metrics.namespace
+        ) as metric:
+            metric.add_dimension(name="error_code", value=error_code)
+
+    def _emit(self, summary: PollSummary) -> None:
+        if summary.balance is not None:
+            metrics.add_metric(name="Balance", unit=MetricUnit.NoUnit, value=summary.balance)
+        if summary.gate_open is not None:
+            metrics.add_metric(name="BalanceGateClosed", unit=MetricUnit.Count, value=0 if summary.gate_open else 1)
+        metrics.add_metric(name="HeldRepublished", unit=MetricUnit.Count, value=summary.republished)
+        metrics.add_metric(name="ReportsChecked", unit=MetricUnit.Count, value=summary.reports_checked)
+        logger.info("poll finished", extra=summary.as_dict())
+
+
+@functools.cache
+def get_poller() -> Poller:
+    return Poller(
+        runtime.settings(),
+        runtime.store(),
+        runtime.provider(),
+        runtime.credentials(),
+        runtime.gate(),
+        runtime.status_events(),
+        runtime.client("sqs"),
+    )
+
+
+def reset() -> None:
+    runtime.reset()
+    get_poller.cache_clear()
+
+
+def poll(context: Any) -> PollSummary:
+    """One scheduled run, ending early enough that an in-flight provider call still fits before the timeout."""
+    settings = runtime.settings()
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_RUN_SECONDS
+    reserve = settings.connect_timeout + settings.read_timeout + 5.0
+    deadline = time.time() + max(remaining - reserve, remaining * 0.5)
+    return get_poller().run(deadline)

@@ -1,0 +1,68 @@
+"""Process-wide wiring: settings, AWS clients and collaborators, built once per container on first use.
+
+Tests call `reset()` after changing the environment instead of reloading modules.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from smsgw.balance import BalanceGate
+from smsgw.config import Settings, get_settings
+from smsgw.credentials import CredentialSource
+from smsgw.events import StatusEvents
+from smsgw.provider import Provider, make_provider
+from smsgw.store import MessageStore
+
+_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_AWS_CONFIG)
+
+
+@functools.cache
+def store() -> MessageStore:
+    settings = get_settings()
+    return MessageStore(client("dynamodb"), settings.messages_table, settings.record_retention_days)
+
+
+@functools.cache
+def provider() -> Provider:
+    return make_provider(get_settings())
+
+
+@functools.cache
+def credentials() -> CredentialSource:
+    settings = get_settings()
+    return CredentialSource(settings.secret_id, settings.secret_max_age)
+
+
+@functools.cache
+def gate() -> BalanceGate:
+    return BalanceGate(client("ssm"), get_settings().balance_gate_parameter)
+
+
+@functools.cache
+def status_events() -> StatusEvents:
+    settings = get_settings()
+    return StatusEvents(client("events"), settings.event_bus, settings.event_source)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+_CACHED = (client, store, provider, credentials, gate, status_events)
+
+
+def reset() -> None:
+    """Forget settings, clients and collaborators (tests; a changed environment)."""
+    get_settings.cache_clear()
+    for cached in _CACHED:
+        cached.cache_clear()

@@ -1,0 +1,367 @@
+"""poll_status end to end: delivery reports, the tracking window, the balance gate and status events."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
+
+from mimsms_simulator import MimSmsSimulator
+from smsgw import runtime
+from smsgw.message import parse_request
+from smsgw.polling import Poller
+from smsgw.store import REPORT
+
+
+class Clock:
+    """Time that moves only when a test says so (shared by the poller and the simulator)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(simulator: MimSmsSimulator) -> Clock:
+    fake = Clock()
+    simulator.state.clock = fake
+    return fake
+
+
+def make_poller(clock: Any) -> Poller:
+    return Poller(
+        runtime.settings(),
+        runtime.store(),
+        runtime.provider(),
+        runtime.credentials(),
+        runtime.gate(),
+        runtime.status_events(),
+        runtime.client("sqs"),
+        clock=clock,
+    )
+
+
+@pytest.fixture
+def poller(configured: Stack, clock: Clock) -> Poller:
+    return make_poller(clock)
+
+
+def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
+    return json.dumps({"phone": phone, "message": "Your code is 4321", "request_id": request_id, **fields})
+
+
+def send(handler: Any, *bodies: str) -> list[str]:
+    response = handler(sqs_event(*bodies), FakeContext())
+    return [f["itemIdentifier"] for f in response["batchItemFailures"]]
+
+
+def test_a_message_progresses_to_delivered_with_one_event(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.script_delivery("8801712345678", [(0, "Absent subscriber"), (300, "Delivered")])
+    send(send_handler, body("r-1", metadata={"order": "A-1"}))
+    assert configured.status_events() == []
+
+    poller.run(deadline=clock.now + 30)  # not due yet: reports are first looked at a minute after sending
+    assert configured.record("r-1")["status"] == "sent"  # type: ignore[index]
+    clock.advance(61)
+    summary = poller.run(deadline=clock.now + 30)
+    assert (summary.reports_checked, summary.still_pending) == (1, 1)
+    record = configured.record("r-1")
+    assert record is not None
+    assert record["status"] == "sent"
+    assert record["provider_status"] in ("Absent subscriber", "sent")
+    clock.advance(400)
+    summary = poller.run(deadline=clock.now + 30)
+
+    assert summary.delivered == 1
+    record = configured.record("r-1")
+    assert record is not None
+    assert record["status"] == "delivered"
+    assert record["final_at"] > record["sent_at"]
+    assert "poll_work" not in record
+    (event,) = configured.status_events()
+    assert (event["source"], event["detail-type"]) == ("sms-gateway", "SMS Final Status")
+    detail = event["detail"]
+    assert (detail["request_id"], detail["status"], detail["error_code"]) == ("r-1", "delivered", None)
+    assert detail["phone"] == "88017******78"
+    assert detail["metadata"] == {"order": "A-1"}
+    clock.advance(3600)
+    poller.run(deadline=clock.now + 30)
+    assert configured.status_events() == []  # nothing more to say about a final record
+
+
+FINAL_FAILURES = {
+    "Undelivered": "undelivered",
+    "Unidentified subscriber": "unidentified_subscriber",
+    "Barred subscriber": "barred_subscriber",
+    "Illegal subscriber": "illegal_subscriber",
+    "SMS Failed - sender ID blocked": "sender_id_blocked",
+}
+OPERATOR_RETRIES = [
+    "Absent subscriber",
+    "Subscriber Busy",
+    "SMS Failed - network failure in SMSC link",
+    "System failure",
+    "SMSC Timeout-abort",
+]
+
+
+@pytest.mark.parametrize("dialect", ["official"])
+@pytest.mark.parametrize("operator_status", [*FINAL_FAILURES, *OPERATOR_RETRIES, "Delivered"])
+def test_every_operator_status(
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    poller: Poller,
+    clock: Clock,
+    operator_status: str,
+) -> None:
+    simulator.state.script_delivery("8801712345678", [(0, operator_status)])
+    send(send_handler, body("r-1"))
+    clock.advance(61)
+    poller.run(deadline=clock.now + 30)
+
+    record = configured.record("r-1")
+    assert record is not None
+    assert record["provider_status"] == operator_status
+    if operator_status == "Delivered":
+        assert record["status"] == "delivered"
+    elif operator_status in FINAL_FAILURES:
+        assert (record["status"], record["error_code"]) == ("failed", FINAL_FAILURES[operator_status])
+        assert record["error_message"] == operator_status
+        (event,) = configured.status_events()
+        assert event["detail"]["error_code"] == FINAL_FAILURES[operator_status]
+    else:  # the operator retries by itself: keep waiting, with back-off
+        assert record["status"] == "sent"
+        assert record["report_checks"] == 1
+        assert float(record["due_at"]) >= clock.now + 59  # a minute of back-off at least
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
+def test_generic_failure_reports(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.script_delivery("8801712345678", [(0, "Undelivered")])
+    send(send_handler, body("r-1"))
+    clock.advance(61)
+    poller.run(deadline=clock.now + 30)
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["provider_status"]) == ("failed", "failed")
+
+
+def test_the_tracking_window_ends_in_unknown(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRACKING_WINDOW_HOURS", "1")
+    runtime.reset()
+    poller = make_poller(clock)
+    simulator.state.script_delivery("8801712345678", [(0, "Absent subscriber")])
+    send(send_handler, body("r-1"))
+    for _ in range(14):  # polled with back-off, never more often than due
+        clock.advance(300)
+        poller.run(deadline=clock.now + 30)
+    record = configured.record("r-1")
+    assert record is not None
+    assert record["status"] == "unknown"
+    assert record["report_checks"] < 14
+    (event,) = configured.status_events()
+    assert event["detail"]["status"] == "unknown"
+
+
+def test_reports_never_move_a_record_backward(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    simulator.state.script_delivery("8801712345678", [(0, "Delivered"), (120, "Absent subscriber")])
+    send(send_handler, body("r-1"))
+    clock.advance(61)
+    # Two overlapping runs (a retried schedule) read the same due record; the second acts on its stale copy.
+    # (Sequential on purpose: moto does not serialise conditional writes across threads as DynamoDB does.)
+    stale = list(runtime.store().due(REPORT, clock.now))
+    assert len(stale) == 1
+    make_poller(clock).run(clock.now + 30)
+    _, result = make_poller(clock)._check_one(runtime.credentials().get(), stale[0])
+    assert result == {"stale": True}
+    assert len(configured.status_events()) == 1
+
+    store = runtime.store()
+    clock.advance(200)
+    # A late, contradicting report and a repeated one change nothing.
+    assert not store.postpone_report("r-1", now=clock.now, due=clock.now, provider_status="Absent subscriber")
+    assert not store.finish_report("r-1", "failed", now=clock.now, provider_status="Undelivered", error_code="x")
+    assert not store.finish_report("r-1", "delivered", now=clock.now, provider_status="Delivered")
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["provider_status"].lower()) == ("delivered", "delivered")
+
+
+def test_maybe_sent_is_resolved_as_failed_after_the_grace_period(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.faults.timeout_seconds = 2.0
+    simulator.state.faults.push("timeout")
+    send(send_handler, body("r-1"))
+    poller.run(deadline=clock.now + 30)
+    assert configured.record("r-1")["status"] == "sending"  # type: ignore[index]
+    clock.advance(910)  # past the 900 s grace period (the send itself took a real second or two)
+    summary = poller.run(deadline=clock.now + 30)
+    assert summary.resolved_unknown_outcome == 1
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("failed", "outcome_unknown")
+    (event,) = configured.status_events()
+    assert event["detail"]["error_code"] == "outcome_unknown"
+    assert len(simulator.state.sent) == 1  # never resent
+
+
+def test_the_balance_gate_holds_messages_without_losing_any(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    account = simulator.state.accounts[USERNAME]
+    account.balance = 4.0
+    summary = poller.run(deadline=clock.now + 30)
+    assert (summary.balance, summary.gate_open) == (4.0, False)
+    assert configured.gate()["open"] is False
+
+    bodies = [body(f"r-{i}", phone=f"0171234567{i}") for i in range(5)]
+    assert send(send_handler, *bodies) == []  # acknowledged: parked in their records, not retried by SQS
+    assert len(simulator.state.sent) == 0
+    for i in range(5):
+        record = configured.record(f"r-{i}")
+        assert record is not None
+        assert (record["status"], record["attempt_state"], record["error_code"]) == ("sending", "held", "balance_low")
+
+    poller.run(deadline=clock.now + 30)  # still closed: nothing is published again
+    assert configured.queued_bodies() == []
+
+    account.balance = 200.0
+    clock.advance(10)
+    summary = poller.run(deadline=clock.now + 30)
+    assert (summary.gate_open, summary.republished) == (True, 5)
+    assert configured.gate()["open"] is True
+    queued = configured.queued_bodies()
+    assert sorted(queued) == sorted(bodies)
+
+    runtime.gate()._override = None  # the send function's cached view of the gate expires
+    assert send(send_handler, *queued) == []
+    assert sorted(r["status"] for r in configured.records()) == ["sent"] * 5
+    assert len(simulator.state.sent) == 5
+
+
+def test_an_insufficient_balance_answer_closes_the_gate(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.accounts[USERNAME].balance = 0.2
+    assert send(send_handler, body("r-1"), body("r-2", phone="01812345678")) == []
+    assert configured.gate()["open"] is False
+    assert {r["attempt_state"] for r in configured.records()} == {"held"}
+    # The next batch does not even try the provider.
+    calls = len(simulator.state.received)
+    send(send_handler, body("r-3", phone="01912345678"))
+    assert len(simulator.state.received) == calls
+
+    simulator.state.accounts[USERNAME].balance = 50.0
+    clock.advance(10)
+    poller.run(deadline=clock.now + 30)
+    runtime.gate()._override = None
+    assert send(send_handler, *configured.queued_bodies()) == []
+    assert sorted(r["status"] for r in configured.records()) == ["sent"] * 3
+
+
+def seed_sent(count: int, clock: Clock, start: int = 0) -> list[str]:
+    """`sent` records with real provider ids, due for a report now, oldest first."""
+    store, provider, credentials = runtime.store(), runtime.provider(), runtime.credentials().get()
+    from smsgw.provider import OutboundSms
+
+    ids = []
+    for n in range(start, start + count):
+        request = parse_request(body(f"s-{n:05d}", phone=f"0171{n:07d}"), default_request_id="x")
+        claim = store.claim(request, now=clock.now, lease_until=clock.now + 60, sqs_message_id=f"m-{n}")
+        assert claim.token is not None
+        result = provider.send(OutboundSms(request.phone, "hi", "MIMSMS"), credentials)
+        store.mark_sent(
+            request.request_id,
+            claim.token,
+            now=clock.now,
+            message_id=result.message_id,
+            provider_status="sent",
+            cost=0.5,
+            report_due=clock.now - 1000 + n,
+        )
+        ids.append(request.request_id)
+    return ids
+
+
+def test_a_run_stops_within_its_time_budget_and_the_next_carries_on_oldest_first(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    simulator.state.accounts[USERNAME].balance = 1e6
+    simulator.state.rate_limits = ((10_000, 60),)
+    ids = seed_sent(30, clock)
+    simulator.state.faults.latency = 0.1
+    poller = Poller(
+        runtime.settings(), runtime.store(), runtime.provider(), runtime.credentials(), runtime.gate(),
+        runtime.status_events(), runtime.client("sqs"), clock=time.time,
+    )  # fmt: skip
+    summary = poller.run(deadline=time.time() + 0.35)
+
+    assert summary.stopped_early == "time"
+    assert 0 < summary.delivered < 30
+    done = {r["request_id"] for r in configured.records() if r["status"] == "delivered"}
+    assert done == set(ids[: len(done)])  # the oldest first: no message starves
+
+    summary = poller.run(deadline=time.time() + 30)
+    assert {r["status"] for r in configured.records()} == {"delivered"}
+
+
+def test_a_run_keeps_to_its_share_of_the_rate_limit(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    simulator.state.accounts[USERNAME].balance = 1e6
+    simulator.state.rate_limits = ((10_000, 60),)
+    seed_sent(40, clock)
+    poller = make_poller(clock)
+    assert poller.report_budget() == 30  # 30 % of 100 requests a minute
+    calls = len(simulator.state.received)
+    summary = poller.run(deadline=clock.now + 60)
+    assert summary.stopped_early == "budget"
+    assert len(simulator.state.received) - calls == 30  # 1 balance check + 29 reports
+
+
+def test_reads_grow_with_pending_messages_not_with_history(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    for start in range(0, 3000, 25):  # three thousand final records of history
+        configured.dynamodb.batch_write_item(RequestItems={configured.table: [
+            {"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in {
+                "request_id": f"old-{n}", "status": "delivered", "phone": "8801712345678", "parts": 1,
+            }.items()}}} for n in range(start, start + 25)
+        ]})  # fmt: skip
+    seed_sent(5, clock)
+    read: list[int] = []
+    runtime.client("dynamodb").meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: read.append(parsed.get("ScannedCount", 0))
+    )
+    summary = make_poller(clock).run(deadline=clock.now + 30)
+    assert summary.delivered == 5
+    assert sum(read) == 5
+
+
+def test_handler_returns_the_summary(configured: Stack, simulator: MimSmsSimulator) -> None:
+    handler = load_handler("poll_status")
+    simulator.state.accounts[USERNAME].balance = 321.5
+    result = handler({"source": "aws.scheduler"}, FakeContext(remaining_ms=120_000))
+    assert result["balance"] == 321.5
+    assert result["gate_open"] is True
