@@ -33,6 +33,14 @@ help: ## Show this help
 .PHONY: venv
 venv: $(BIN)/.installed $(SAM_VENV)/.installed ## Create both virtualenvs (project, SAM CLI)
 
+.PHONY: run
+run: $(BIN)/.installed ## The whole pipeline on this machine (moto + simulator); options: make run ARGS="--count 20 --dialect generic"
+	$(BIN)/python -m devstack.run $(ARGS)
+
+.PHONY: stack
+stack: $(BIN)/.installed ## make run, then keep the local stack up for other programs (Ctrl-C stops it)
+	$(BIN)/python -m devstack.run --keep-running $(ARGS)
+
 .PHONY: test
 test: $(BIN)/.installed ## Run the test suite (unit, integration with moto and the simulator, template)
 	$(BIN)/pytest

@@ -54,6 +54,7 @@ class Settings:
     balance_floor: float = 10.0
     tracking_window_hours: float = 72.0
     maybe_sent_grace_seconds: int = 900
+    report_delay_seconds: float = 60.0  # first look at a report after sending, and the back-off unit
     report_share: float = 0.3  # share of the shortest rate-limit window the poller may use per run
     poll_concurrency: int = 5
     send_queue_url: str | None = None  # where held messages are published again
@@ -153,6 +154,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         balance_floor=_number(env, "BALANCE_FLOOR_BDT", 10.0, minimum=0, maximum=1_000_000),
         tracking_window_hours=_number(env, "TRACKING_WINDOW_HOURS", 72.0, minimum=0.01, maximum=24 * 30),
         maybe_sent_grace_seconds=_integer(env, "MAYBE_SENT_GRACE_SECONDS", 900, minimum=0, maximum=7 * 86400),
+        report_delay_seconds=_number(env, "REPORT_DELAY_SECONDS", 60.0, minimum=0.1, maximum=3600),
         report_share=_number(env, "REPORT_SHARE", 0.3, minimum=0.01, maximum=1.0),
         poll_concurrency=_integer(env, "POLL_CONCURRENCY", 5, minimum=1, maximum=32),
         send_queue_url=env.get("SEND_QUEUE_URL", "").strip() or None,

@@ -35,7 +35,6 @@ from smsgw.store import HELD_WORK, REPORT, UNRESOLVED, MessageStore, iso
 
 DEFAULT_RUN_SECONDS = 60.0
 MAX_REPORT_BACKOFF_SECONDS = 1800.0
-LOOKUP_RETRY_SECONDS = 60.0
 
 
 @dataclass
@@ -198,7 +197,8 @@ class Poller:
         report = self._provider.delivery_report(str(message_id), str(item["phone"]), credentials)
         if report.state is None:
             # The lookup itself failed: look again soon; throttling ends this run's polling.
-            self._store.postpone_report(request_id, now=now, due=now + LOOKUP_RETRY_SECONDS, provider_status=None)
+            retry_at = now + self._settings.report_delay_seconds
+            self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
             return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
         if report.state is DeliveryState.DELIVERED:
             return True, self._finish(item, "delivered", now, report.provider_status, sent_at=sent_at)
@@ -207,7 +207,7 @@ class Poller:
                 item, "failed", now, report.provider_status, report.error_code, report.error_message
             )
         checks = int(item.get("report_checks", 0))
-        backoff = min(60.0 * 2**checks, MAX_REPORT_BACKOFF_SECONDS)
+        backoff = min(self._settings.report_delay_seconds * 2**checks, MAX_REPORT_BACKOFF_SECONDS)
         due = min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
         self._store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
         return True, {"pending": True}

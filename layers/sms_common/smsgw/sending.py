@@ -34,7 +34,6 @@ from smsgw.store import IN_FLIGHT, MessageStore, iso
 Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held"]
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
 LEASE_MARGIN_SECONDS = 5.0
-FIRST_REPORT_DELAY_SECONDS = 60.0  # MiM has a delivery report some minutes after sending
 
 
 class RetryLater(Exception):
@@ -158,7 +157,7 @@ class Sender:
                 message_id=result.message_id,
                 provider_status=result.provider_status,
                 cost=cost,
-                report_due=now + FIRST_REPORT_DELAY_SECONDS,
+                report_due=now + self._settings.report_delay_seconds,  # MiM reports come minutes later
             ):
                 logger.warning("status record changed while sending; sent state not written", extra=log)
             logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})

@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from smsgw.provider.base import Outcome, SendResult
 from smsgw.provider.http import HttpResponse
+
+# Operator words (lower case, letters only) -> state and our error code for failures.
+# Absent subscriber, busy, SMSC link/system failures and SMSC timeouts are retried by the operator
+# itself, so they stay pending like any word not listed here; the words below are final.
+FINAL_FAILURES: dict[str, str] = {
+    "undelivered": "undelivered",
+    "unidentifiedsubscriber": "unidentified_subscriber",
+    "barredsubscriber": "barred_subscriber",
+    "illegalsubscriber": "illegal_subscriber",
+    "smsfailedsenderidblocked": "sender_id_blocked",
+    "rejected": "rejected",
+    "expired": "expired",
+}
+
+
+def _letters(value: str) -> str:
+    return re.sub(r"[^a-z]", "", value.lower())
+
+
+def letters(value: str) -> str:
+    """Operator words compared loosely: lower case, letters only ("SMS Failed - sender ID blocked")."""
+    return re.sub(r"[^a-z]", "", value.lower())
 
 
 def to_float(value: Any) -> float | None:

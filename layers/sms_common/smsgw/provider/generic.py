@@ -14,7 +14,7 @@ from smsgw.provider.base import (
     Outcome,
     SendResult,
 )
-from smsgw.provider.common import by_http_status, retry_after, text, to_float
+from smsgw.provider.common import FINAL_FAILURES, by_http_status, letters, retry_after, text, to_float
 from smsgw.provider.http import HttpClient, TransportError
 
 SUCCESS = frozenset({"success", "sent", "delivered", "accepted"})
@@ -141,11 +141,9 @@ class GenericProvider:
                 None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
             )
         state = DELIVERY_WORDS.get(word, DeliveryState.PENDING)
-        error = text(body.get("error"))
-        return DeliveryReport(
-            state,
-            Outcome.ACCEPTED,
-            provider_status=word,
-            error_code=word if state is DeliveryState.FAILED else None,
-            error_message=error if state is DeliveryState.FAILED else None,
-        )
+        if state is not DeliveryState.FAILED:
+            return DeliveryReport(state, Outcome.ACCEPTED, provider_status=word)
+        # The guide gives no reason field; an operator word in `error` is used when there is one.
+        reason = text(body.get("error")) or word
+        code = FINAL_FAILURES.get(letters(reason), "undelivered")
+        return DeliveryReport(state, Outcome.ACCEPTED, provider_status=word, error_code=code, error_message=reason)

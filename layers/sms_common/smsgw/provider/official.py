@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +14,7 @@ from smsgw.provider.base import (
     Outcome,
     SendResult,
 )
-from smsgw.provider.common import by_http_status, retry_after, text, to_float
+from smsgw.provider.common import FINAL_FAILURES, by_http_status, letters, retry_after, text, to_float
 from smsgw.provider.http import HttpClient, HttpResponse, TransportError
 
 # statusCode -> (outcome, our error code). 401 also covers "IP Black List", told apart below.
@@ -33,22 +32,6 @@ STATUS_CODES: dict[str, tuple[Outcome, str]] = {
     "429": (Outcome.THROTTLED, "rate_limited"),
     "500": (Outcome.MAYBE_SENT, "provider_error"),
 }
-# Operator words (lower case, letters only) -> state and our error code for failures.
-# Absent subscriber, busy, SMSC link/system failures and SMSC timeouts are retried by the operator
-# itself, so they stay pending like any word not listed here; the words below are final.
-FINAL_FAILURES: dict[str, str] = {
-    "undelivered": "undelivered",
-    "unidentifiedsubscriber": "unidentified_subscriber",
-    "barredsubscriber": "barred_subscriber",
-    "illegalsubscriber": "illegal_subscriber",
-    "smsfailedsenderidblocked": "sender_id_blocked",
-    "rejected": "rejected",
-    "expired": "expired",
-}
-
-
-def _letters(value: str) -> str:
-    return re.sub(r"[^a-z]", "", value.lower())
 
 
 def _schedule_is_future(sms: OutboundSms) -> bool:
@@ -155,7 +138,7 @@ class OfficialProvider:
                 None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
             )
         word = text(body.get("operatorStatus")) or ""
-        key = _letters(word)
+        key = letters(word)
         if key == "delivered":
             return DeliveryReport(DeliveryState.DELIVERED, Outcome.ACCEPTED, provider_status=word)
         if key in FINAL_FAILURES:

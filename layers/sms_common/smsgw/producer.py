@@ -1,0 +1,142 @@
+"""Publish "send this SMS" messages from another system, checked before they leave.
+
+Importable (`from smsgw.producer import publish`) and a console script (`sms-publish`). A message is
+checked twice: against the JSON Schema in this package (`message.schema.json`, the contract's shape)
+and by the send function's own validation (phone numbers, part counts), so what the queue accepts is
+what the service will send. The queue is named directly or found from a deployed stack's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from importlib import resources
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from smsgw.message import InvalidRequest, SmsRequest, parse_request
+
+
+class InvalidMessage(ValueError):
+    """The message breaks the contract; `problems` lists every reason found."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@functools.cache
+def schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(resources.files("smsgw").joinpath("message.schema.json").read_text())
+    return loaded
+
+
+def validate(message: dict[str, Any]) -> SmsRequest:
+    """Return the request the send function would see, or raise InvalidMessage."""
+    from jsonschema import Draft202012Validator  # only producers need it; the layer does not ship it
+
+    problems = [
+        f"{'/'.join(str(p) for p in error.absolute_path) or 'message'}: {error.message}"
+        for error in sorted(Draft202012Validator(schema()).iter_errors(message), key=lambda e: list(e.absolute_path))
+    ]
+    if problems:
+        raise InvalidMessage(problems)
+    try:
+        return parse_request(json.dumps(message, ensure_ascii=False), default_request_id="unset")
+    except InvalidRequest as exc:
+        raise InvalidMessage([f"{exc.code}: {exc.message}"]) from None
+
+
+def queue_url_of_stack(stack_name: str, cloudformation: Any = None) -> str:
+    cloudformation = cloudformation or boto3.client("cloudformation")
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    for output in stack.get("Outputs", []):
+        if output["OutputKey"] == "SendQueueUrl":
+            return str(output["OutputValue"])
+    raise LookupError(f"stack {stack_name} has no SendQueueUrl output")
+
+
+def publish(
+    message: dict[str, Any],
+    *,
+    queue_url: str | None = None,
+    stack_name: str | None = None,
+    sqs: Any = None,
+    cloudformation: Any = None,
+) -> str:
+    """Validate `message` and publish it; returns the SQS message id."""
+    validate(message)
+    if queue_url is None:
+        if stack_name is None:
+            raise ValueError("name the queue (queue_url) or the deployed stack (stack_name)")
+        queue_url = queue_url_of_stack(stack_name, cloudformation)
+    sqs = sqs or boto3.client("sqs")
+    response = sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message, ensure_ascii=False))
+    return str(response["MessageId"])
+
+
+def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.json:
+        loaded = json.loads(args.json)
+        if not isinstance(loaded, dict):
+            raise InvalidMessage(["--json must be a JSON object"])
+        return loaded
+    message: dict[str, Any] = {"phone": args.phone, "message": args.message}
+    for name in ("request_id", "sender_id", "priority", "schedule_time", "type", "campaign_id"):
+        if getattr(args, name) is not None:
+            message[name] = getattr(args, name)
+    if args.metadata:
+        message["metadata"] = dict(item.split("=", 1) for item in args.metadata)
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sms-publish", description="Check an SMS request and publish it.")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--queue-url", help="the send queue (stack output SendQueueUrl)")
+    target.add_argument("--stack-name", help="a deployed stack; its SendQueueUrl output is used")
+    parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    parser.add_argument("--json", help="the whole message as a JSON object")
+    parser.add_argument("--phone")
+    parser.add_argument("--message")
+    parser.add_argument("--request-id", dest="request_id")
+    parser.add_argument("--sender-id", dest="sender_id")
+    parser.add_argument("--priority", choices=["normal", "high"])
+    parser.add_argument("--schedule-time", dest="schedule_time")
+    parser.add_argument("--type", choices=["transactional", "promotional"])
+    parser.add_argument("--campaign-id", dest="campaign_id")
+    parser.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    parser.add_argument("--check-only", action="store_true", help="validate, do not publish")
+    args = parser.parse_args(argv)
+    if not args.json and (args.phone is None or args.message is None):
+        parser.error("give --json, or --phone and --message")
+
+    try:
+        message = _message_from_args(args)
+        request = validate(message)
+    except (InvalidMessage, ValueError) as exc:
+        print(f"invalid message: {exc}", file=sys.stderr)
+        return 2
+    if args.check_only:
+        print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
+        return 0
+    session = boto3.session.Session(region_name=args.region)
+    sqs = session.client("sqs", endpoint_url=args.endpoint_url)
+    cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    try:
+        message_id = publish(message, queue_url=args.queue_url, stack_name=args.stack_name, sqs=sqs,
+                             cloudformation=cloudformation)  # fmt: skip
+    except (BotoCoreError, ClientError, LookupError) as exc:
+        print(f"could not publish: {exc}", file=sys.stderr)
+        return 1
+    print(message_id)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,212 @@
+"""The stack on this machine: moto's server and the MiM simulator, resources made from template.yaml.
+
+Everything that matters is read from the template itself: table keys and indexes, queue settings and
+the redrive policy, the gate parameter, the functions' environment, the event source's batch settings
+and the poll schedule. Only what cannot exist locally is substituted (account, region, endpoints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from devstack.motoserver import MotoServer, free_port
+from devstack.template import create_table, load_template
+from mimsms_simulator import Account, MimSmsSimulator, ProviderState
+
+REGION = "ap-southeast-1"
+ACCOUNT = "123456789012"
+STACK_NAME = "sms-gateway-local"
+LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD = "local@example.com", "local-api-key", "local-password"
+LOCAL_SENDER_ID, LOCAL_CAMPAIGN = "MIMSMS", "CMP-LOCAL"
+STATUS_EVENTS_QUEUE = "sms-gateway-local-status-events"
+
+
+def resolve(value: Any, refs: dict[str, Any]) -> Any:
+    """Resolve Ref, Fn::GetAtt and Fn::Sub against `refs` (logical ids, `Res.Attr`, parameters, pseudo)."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return refs[arg]
+        if key == "Fn::GetAtt":
+            return refs[f"{arg[0]}.{arg[1]}"]
+        if key == "Fn::Sub":
+            text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str({**refs, **extra}[m.group(1)]), text)
+    if isinstance(value, dict):
+        return {k: resolve(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, refs) for v in value]
+    return value
+
+
+def rate_seconds(expression: str) -> float:
+    """`rate(1 minute)` -> 60.0 (the schedule forms the template uses)."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|second|seconds)\)", expression.strip())
+    if not match:
+        raise ValueError(f"unsupported schedule expression {expression!r}")
+    unit = {"second": 1, "minute": 60, "hour": 3600}[match.group(2).rstrip("s")]
+    return float(match.group(1)) * unit
+
+
+@dataclass
+class EventSource:
+    queue_url: str
+    batch_size: int
+    batching_window: float
+    visibility_timeout: float
+    max_receive_count: int
+    dead_letter_url: str
+
+
+@dataclass
+class LocalStack:
+    """What the runner and other programs need to use the local stack."""
+
+    endpoint: str
+    region: str
+    dialect: str
+    simulator: MimSmsSimulator
+    moto: MotoServer
+    environment: dict[str, str]
+    event_source: EventSource
+    poll_interval: float
+    table: str
+    status_events_url: str
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+
+    def stop(self) -> None:
+        self.simulator.stop()
+        self.moto.stop()
+
+
+def _parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
+    return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+
+
+def start(
+    dialect: str = "official",
+    *,
+    speed: float = 60.0,
+    provider: ProviderState | None = None,
+    moto_port: int | None = None,
+    simulator_port: int = 0,
+) -> LocalStack:
+    """Start moto and the simulator, create the template's resources, return the running stack.
+
+    `speed` compresses the template's times (visibility timeout, schedule, report delays) for a demo:
+    60 turns a minute into a second. Set AWS credentials for the process before calling.
+    """
+    template = load_template()
+    state = provider or ProviderState(delivery_delay=2.0)
+    if LOCAL_USERNAME not in state.accounts:
+        state.add_account(Account(LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD, balance=1000.0,
+                                  sender_ids={LOCAL_SENDER_ID}, campaigns={LOCAL_CAMPAIGN}))  # fmt: skip
+    moto = MotoServer(moto_port or free_port()).start()
+    simulator = MimSmsSimulator(port=simulator_port, state=state).start()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    try:
+        return _create(template, dialect, speed, moto, simulator)
+    except BaseException:
+        simulator.stop()
+        moto.stop()
+        raise
+
+
+def _create(template: dict[str, Any], dialect: str, speed: float, moto: MotoServer, sim: MimSmsSimulator) -> LocalStack:
+    resources = template["Resources"]
+    refs: dict[str, Any] = _parameter_defaults(template)
+    refs.update({"MimSmsApi": dialect, "MimSmsBaseUrl": sim.base_url, "AWS::StackName": STACK_NAME,
+                 "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"})  # fmt: skip
+
+    def client(service: str) -> Any:
+        return boto3.client(service, endpoint_url=moto.endpoint, region_name=REGION)
+
+    sqs, ssm, secrets, events = client("sqs"), client("ssm"), client("secretsmanager"), client("events")
+
+    # Queues: the dead-letter queue first, so the send queue's redrive policy can name it.
+    queues = [name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"]
+    queues.sort(key=lambda name: "RedrivePolicy" in resources[name].get("Properties", {}))
+    redrive: dict[str, Any] = {}
+    for name in queues:
+        props = resolve(resources[name].get("Properties", {}), refs)
+        attributes = {k: str(v) for k, v in props.items() if k in ("VisibilityTimeout", "MessageRetentionPeriod")}
+        if "VisibilityTimeout" in attributes:
+            attributes["VisibilityTimeout"] = str(max(1, round(int(attributes["VisibilityTimeout"]) / speed)))
+        if "RedrivePolicy" in props:
+            redrive = props["RedrivePolicy"]
+            attributes["RedrivePolicy"] = json.dumps(redrive)
+        url = sqs.create_queue(QueueName=f"{STACK_NAME}-{name}", Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        refs.update({name: url, f"{name}.Arn": arn, f"{name}.QueueName": f"{STACK_NAME}-{name}"})
+
+    table = f"{STACK_NAME}-MessagesTable"
+    create_table(client("dynamodb"), template, table)
+    refs.update({"MessagesTable": table, "MessagesTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"})
+
+    secret_values = {"username": LOCAL_USERNAME, "api_key": LOCAL_API_KEY, "password": LOCAL_PASSWORD,
+                     "sender_id": LOCAL_SENDER_ID}  # fmt: skip
+    secret = secrets.create_secret(Name=f"{STACK_NAME}/mimsms", SecretString=json.dumps(secret_values))
+    refs["CredentialsSecret"] = secret["ARN"]
+
+    gate = resolve(resources["BalanceGateParameter"]["Properties"], refs)
+    ssm.put_parameter(Name=gate["Name"], Value=gate["Value"], Type=gate["Type"])
+    refs["BalanceGateParameter"] = gate["Name"]
+
+    # Status events: a rule on the bus forwards them to a queue, so the run can show them.
+    events_url = sqs.create_queue(QueueName=STATUS_EVENTS_QUEUE)["QueueUrl"]
+    events_arn = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus = refs["StatusEventBusName"]
+    if bus != "default":
+        events.create_event_bus(Name=bus)
+    events.put_rule(Name="final-status", EventBusName=bus, EventPattern=json.dumps({"source": ["sms-gateway"]}))
+    events.put_targets(Rule="final-status", EventBusName=bus, Targets=[{"Id": "events", "Arn": events_arn}])
+
+    environment = {k: str(v) for k, v in resolve(template["Globals"]["Function"]["Environment"]["Variables"],
+                                                  refs).items()}  # fmt: skip
+    # Compressed time for a demo: report look-ups and the maybe-sent grace period scale with the speed.
+    environment["REPORT_DELAY_SECONDS"] = str(float(environment.get("REPORT_DELAY_SECONDS", "60")) / speed)
+    environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(int(environment["MAYBE_SENT_GRACE_SECONDS"]) / speed)))
+    environment.update({"AWS_ENDPOINT_URL": moto.endpoint, "AWS_DEFAULT_REGION": REGION,
+                        "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
+
+    send_event = resources["SendSmsFunction"]["Properties"]["Events"]["SendQueueEvent"]["Properties"]
+    source_queue = send_event["Queue"]["Fn::GetAtt"][0]
+    dlq = redrive["deadLetterTargetArn"].rsplit(":", 1)[1]
+    event_source = EventSource(
+        queue_url=refs[source_queue],
+        batch_size=int(send_event.get("BatchSize", 10)),
+        batching_window=float(send_event.get("MaximumBatchingWindowInSeconds", 0)) / speed,
+        visibility_timeout=float(resources[source_queue]["Properties"]["VisibilityTimeout"]) / speed,
+        max_receive_count=int(redrive["maxReceiveCount"]),
+        dead_letter_url=sqs.get_queue_url(QueueName=dlq)["QueueUrl"],
+    )
+    schedule = resources["PollStatusFunction"]["Properties"]["Events"]["PollSchedule"]["Properties"]
+    poll_interval = rate_seconds(str(resolve(schedule["ScheduleExpression"], refs))) / speed
+
+    outputs = {name: str(resolve(spec["Value"], {**refs, "SendSmsFunction": "send_sms",
+                                                  "PollStatusFunction": "poll_status", "SharedLayer": "local",
+                                                  "AlertTopic": "local"}))
+               for name, spec in template.get("Outputs", {}).items()}  # fmt: skip
+    return LocalStack(
+        endpoint=moto.endpoint,
+        region=REGION,
+        dialect=refs["MimSmsApi"],
+        simulator=sim,
+        moto=moto,
+        environment=environment,
+        event_source=event_source,
+        poll_interval=poll_interval,
+        table=table,
+        status_events_url=events_url,
+        outputs=outputs,
+    )
