@@ -41,6 +41,12 @@ run: $(BIN)/.installed ## The whole pipeline on this machine (moto + simulator);
 stack: $(BIN)/.installed ## make run, then keep the local stack up for other programs (Ctrl-C stops it)
 	$(BIN)/python -m devstack.run --keep-running $(ARGS)
 
+.PHONY: invoke
+invoke: $(BIN)/.installed $(SAM_VENV)/.installed ## Invoke a built function: make invoke FUNCTION=send_sms EVENT=events/send_sms_batch.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo 'usage: make invoke FUNCTION=send_sms EVENT=events/<file>.json'; exit 2; }
+	@test -d .aws-sam/build || $(MAKE) build
+	$(BIN)/python -m devstack.invoke $(FUNCTION) $(EVENT) $(ARGS)
+
 .PHONY: test
 test: $(BIN)/.installed ## Run the test suite (unit, integration with moto and the simulator, template)
 	$(BIN)/pytest
@@ -85,4 +91,4 @@ clean: ## Remove build output and caches (keeps the virtualenvs)
 
 .PHONY: distclean
 distclean: clean ## Also remove the virtualenvs
-	rm -rf $(VENV) $(SAM_VENV)
+	rm -rf $(VENV) $(SAM_VENV) .venv-lambda

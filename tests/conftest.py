@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devstack import template as devstack_template
+from devstack.lambdas import load_handler
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import polling, sending
 
@@ -232,19 +233,6 @@ def sqs_event(*bodies: str, start: int = 1) -> dict[str, Any]:
             }
         )
     return {"Records": records}
-
-
-def load_handler(function: str) -> Any:
-    """Import functions/<function>/app.py the way Lambda does: by file, not as a package of ours."""
-    import importlib.util
-
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"{function}_app", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.lambda_handler
 
 
 @pytest.fixture(scope="session")

@@ -211,9 +211,10 @@ def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
         if not item.duplicate:
             total_cost += Decimal(str(record.get("cost", 0)))
         phone = mask(record["phone"]) if record.get("phone") else "-"
+        verdict = "yes" if ok else f"NO (want {item.expect})"
         print(
             f"{item.label[:22]:22} {(item.request_id or '')[:38]:38} {phone:14} {status:10} {error[:24]:24} "
-            f"{record.get('parts', '-')!s:>5} {record.get('cost', '-')!s:>6}  {'yes' if ok else 'NO (want ' + item.expect + ')'}"
+            f"{record.get('parts', '-')!s:>5} {record.get('cost', '-')!s:>6}  {verdict}"
         )
     duplicates_sent = sum(n - 1 for n in sent_per_phone.values() if n > 1)
     balance = run.stack.simulator.state.accounts[local.LOCAL_USERNAME].balance
@@ -245,8 +246,8 @@ Local stack is up (Ctrl-C stops it):
 Publish from another shell:
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {stack.endpoint} --region {stack.region} \\
     sqs send-message --queue-url {queue} --message-body '{{"phone":"01712345678","message":"Hello from the shell"}}'
-  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local .venv/bin/sms-publish --endpoint-url {stack.endpoint} --region {stack.region} --queue-url {queue} \\
-    --phone 01712345678 --message "Hello"
+  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local .venv/bin/sms-publish --endpoint-url {stack.endpoint} \\
+    --region {stack.region} --queue-url {queue} --phone 01712345678 --message "Hello"
 Read a record:
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws --endpoint-url {stack.endpoint} --region {stack.region} \\
     dynamodb scan --table-name {stack.table}

@@ -23,7 +23,9 @@ REGION = "ap-southeast-1"
 ACCOUNT = "123456789012"
 STACK_NAME = "sms-gateway-local"
 LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD = "local@example.com", "local-api-key", "local-password"
-LOCAL_SENDER_ID, LOCAL_CAMPAIGN = "MIMSMS", "CMP-LOCAL"
+# The sender IDs and campaign the simulator's account has approved (events/ and the make run mix use them).
+LOCAL_SENDER_IDS, LOCAL_CAMPAIGN = ("MIMSMS", "ShopBD"), "CMP-1"
+LOCAL_SENDER_ID = LOCAL_SENDER_IDS[0]
 STATUS_EVENTS_QUEUE = "sms-gateway-local-status-events"
 
 
@@ -109,7 +111,7 @@ def start(
     state = provider or ProviderState(delivery_delay=2.0)
     if LOCAL_USERNAME not in state.accounts:
         state.add_account(Account(LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD, balance=1000.0,
-                                  sender_ids={LOCAL_SENDER_ID}, campaigns={LOCAL_CAMPAIGN}))  # fmt: skip
+                                  sender_ids=set(LOCAL_SENDER_IDS), campaigns={LOCAL_CAMPAIGN}))  # fmt: skip
     moto = MotoServer(moto_port or free_port()).start()
     simulator = MimSmsSimulator(port=simulator_port, state=state).start()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")

@@ -1,0 +1,78 @@
+"""sms-publish: checks a message against the contract, then publishes it to a queue or a stack's queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from conftest import REGION
+from moto import mock_aws
+
+from smsgw.producer import InvalidMessage, main, publish, validate
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    with mock_aws():
+        yield boto3.client("sqs", region_name=REGION).create_queue(QueueName="send")["QueueUrl"]
+
+
+def received(queue_url: str) -> list[dict[str, object]]:
+    messages = boto3.client("sqs", region_name=REGION).receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_validate_returns_what_the_send_function_will_see() -> None:
+    request = validate({"phone": "+880 1712-345678", "message": "আপনার কোড ১২৩৪"})
+    assert request.phone == "8801712345678"
+    assert (request.segmentation.encoding, request.segmentation.parts) == ("ucs2", 1)
+
+
+def test_validate_lists_every_problem() -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        validate({"phone": "01712345678", "message": "hi", "priority": "urgent", "colour": "red"})
+    assert len(caught.value.problems) == 2
+
+
+def test_validate_applies_the_send_functions_own_checks() -> None:
+    with pytest.raises(InvalidMessage, match="invalid_phone"):
+        validate({"phone": "0171234567", "message": "hi"})
+
+
+def test_publish_sends_the_message_as_json(queue: str) -> None:
+    message = {"phone": "01712345678", "message": "আপনার কোড ১২৩৪", "request_id": "p-1"}
+    assert publish(message, queue_url=queue)
+    assert received(queue) == [message]
+
+
+def test_publish_refuses_an_invalid_message(queue: str) -> None:
+    with pytest.raises(InvalidMessage):
+        publish({"phone": "029876543", "message": "hi"}, queue_url=queue)
+    assert received(queue) == []
+
+
+def test_publish_finds_the_queue_from_the_stack_outputs(queue: str) -> None:
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"SendQueueUrl": {"Value": queue}},
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="sms-gateway", TemplateBody=json.dumps(template)
+    )
+    publish({"phone": "01712345678", "message": "hi"}, stack_name="sms-gateway")
+    assert received(queue) == [{"phone": "01712345678", "message": "hi"}]
+
+
+def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["--queue-url", queue, "--region", REGION, "--phone", "01712345678", "--message", "Hello",
+                 "--request-id", "cli-1", "--priority", "high", "--metadata", "order=A-1"])  # fmt: skip
+    assert code == 0
+    assert received(queue) == [
+        {"phone": "01712345678", "message": "Hello", "request_id": "cli-1", "priority": "high",
+         "metadata": {"order": "A-1"}}
+    ]  # fmt: skip
+    assert main(["--queue-url", queue, "--region", REGION, "--phone", "0171", "--message", "Hello"]) == 2
+    assert "invalid_phone" in capsys.readouterr().err
+    assert main(["--queue-url", queue, "--check-only", "--json", '{"phone":"01712345678","message":"ok"}']) == 0

@@ -1,0 +1,81 @@
+"""The JSON Schema in the repository and the send function's validation agree on the contract."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from conftest import EVENTS
+from jsonschema import Draft202012Validator
+
+from smsgw.message import InvalidRequest, parse_request
+from smsgw.producer import schema
+
+VALID = [
+    {"phone": "01712345678", "message": "Your OTP is 4829"},
+    {"phone": "+880 1712-345678", "message": "আপনার ওটিপি কোড ৫৫৩১ 🎉", "request_id": "otp:42.a_b-c"},
+    {"phone": "8801912345678", "message": "Sale", "type": "promotional", "campaign_id": "CMP-1",
+     "sender_id": "ShopBD", "priority": "normal", "metadata": {"order": "A-1"}},
+    {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01 09:30:00"},
+    {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T09:30:00+06:00"},
+    {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T03:30:00Z"},
+]  # fmt: skip
+
+STRUCTURALLY_INVALID = [
+    {"message": "no phone"},
+    {"phone": "01712345678"},
+    {"phone": "01712345678", "message": ""},
+    {"phone": "01712345678", "message": "   "},
+    {"phone": "01712345678", "message": 42},
+    {"phone": 1712345678, "message": "hi"},
+    {"phone": "call me", "message": "hi"},
+    {"phone": "01712345678", "message": "hi", "request_id": "has space"},
+    {"phone": "01712345678", "message": "hi", "request_id": "x" * 129},
+    {"phone": "01712345678", "message": "hi", "priority": "urgent"},
+    {"phone": "01712345678", "message": "hi", "type": "marketing"},
+    {"phone": "01712345678", "message": "hi", "schedule_time": "tomorrow"},
+    {"phone": "01712345678", "message": "hi", "schedule_time": "2026-12-01T09:30:00"},
+    {"phone": "01712345678", "message": "hi", "metadata": {"n": 1}},
+    {"phone": "01712345678", "message": "hi", "sender_id": "A" * 21},
+    {"phone": "01712345678", "message": "hi", "phones": ["01712345678"]},
+    {"phone": "01712345678", "message": "a" * 1531},
+]
+
+
+def schema_errors(message: Any) -> list[str]:
+    return [e.message for e in Draft202012Validator(schema()).iter_errors(message)]
+
+
+def test_the_schema_is_a_valid_json_schema() -> None:
+    Draft202012Validator.check_schema(schema())
+
+
+@pytest.mark.parametrize("message", VALID)
+def test_both_accept_valid_messages(message: dict[str, Any]) -> None:
+    assert schema_errors(message) == []
+    parse_request(json.dumps(message), default_request_id="x")
+
+
+@pytest.mark.parametrize("message", STRUCTURALLY_INVALID)
+def test_both_reject_what_breaks_the_contracts_shape(message: dict[str, Any]) -> None:
+    assert schema_errors(message)
+    with pytest.raises(InvalidRequest):
+        parse_request(json.dumps(message), default_request_id="x")
+
+
+def test_every_body_the_send_function_accepts_in_the_events_folder_passes_the_schema() -> None:
+    for path in EVENTS.glob("send_sms*.json"):
+        for record in json.loads(path.read_text())["Records"]:
+            try:
+                parse_request(record["body"], default_request_id="x")
+            except InvalidRequest:
+                continue
+            assert schema_errors(json.loads(record["body"])) == [], (path.name, record["messageId"])
+
+
+def test_schema_fields_are_the_contracts_fields() -> None:
+    from smsgw.message import FIELDS
+
+    assert set(schema()["properties"]) == FIELDS
+    assert set(schema()["required"]) == {"phone", "message"}
