@@ -121,7 +121,7 @@ def invoke_with_emulator(function: str, event: dict[str, Any], stack: local.Loca
         deadline = time.monotonic() + 30
         while True:
             try:
-                request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")  # noqa: S310
+                request = urllib.request.Request(url, data=json.dumps(event).encode(), method="POST")
                 with urllib.request.urlopen(request, timeout=timeout + 5) as response:  # noqa: S310 - loopback
                     return json.loads(response.read() or b"null")
             except (urllib.error.URLError, ConnectionError):
