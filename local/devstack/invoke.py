@@ -142,7 +142,8 @@ def invoke_with_sam(function: str, event_path: Path, stack: local.LocalStack) ->
     variables = {**stack.environment, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
     env_file.write_text(json.dumps({name: variables}))
     sam = ROOT / ".venv-sam" / "bin" / "sam"
-    command = [sam, "local", "invoke", name, "--event", event_path, "--env-vars", env_file, "--docker-network", "host"]
+    command = [str(sam), "local", "invoke", name, "--event", str(event_path), "--env-vars", str(env_file),
+               "--docker-network", "host"]  # fmt: skip
     return subprocess.run(command, check=False).returncode  # noqa: S603
 
 
