@@ -108,27 +108,21 @@ class Stack:
     def gate(self) -> dict[str, Any]:
         return dict(json.loads(self.ssm.get_parameter(Name=self.gate_parameter)["Parameter"]["Value"]))
 
-    def status_events(self) -> list[dict[str, Any]]:
-        """Every status event that reached the bus so far (a rule forwards them to a queue)."""
-        found = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.events_queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return found
-            for message in batch:
-                found.append(json.loads(message["Body"]))
-                self.sqs.delete_message(QueueUrl=self.events_queue_url, ReceiptHandle=message["ReceiptHandle"])
-
-    def queued_bodies(self) -> list[str]:
-        """Bodies waiting in the send queue (received and deleted)."""
+    def drain(self, queue_url: str) -> list[str]:
+        """Every body waiting in a queue (received and deleted)."""
         bodies = []
-        while True:
-            batch = self.sqs.receive_message(QueueUrl=self.send_queue_url, MaxNumberOfMessages=10).get("Messages", [])
-            if not batch:
-                return bodies
+        while batch := self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
             for message in batch:
                 bodies.append(message["Body"])
-                self.sqs.delete_message(QueueUrl=self.send_queue_url, ReceiptHandle=message["ReceiptHandle"])
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+    def status_events(self) -> list[dict[str, Any]]:
+        """Every status event that reached the bus so far (a rule forwards them to a queue)."""
+        return [json.loads(body) for body in self.drain(self.events_queue_url)]
+
+    def queued_bodies(self) -> list[str]:
+        return self.drain(self.send_queue_url)
 
     def record(self, request_id: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer

@@ -12,7 +12,7 @@ from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
 from smsgw.message import parse_request
-from smsgw.polling import Poller
+from smsgw.polling import Poller, build_poller
 from smsgw.store import REPORT
 
 
@@ -37,16 +37,7 @@ def clock(simulator: MimSmsSimulator) -> Clock:
 
 
 def make_poller(clock: Any) -> Poller:
-    return Poller(
-        runtime.settings(),
-        runtime.store(),
-        runtime.provider(),
-        runtime.credentials(),
-        runtime.gate(),
-        runtime.status_events(),
-        runtime.client("sqs"),
-        clock=clock,
-    )
+    return build_poller(clock)
 
 
 @pytest.fixture
@@ -308,10 +299,7 @@ def test_a_run_stops_within_its_time_budget_and_the_next_carries_on_oldest_first
     simulator.state.rate_limits = ((10_000, 60),)
     ids = seed_sent(30, clock)
     simulator.state.faults.latency = 0.1
-    poller = Poller(
-        runtime.settings(), runtime.store(), runtime.provider(), runtime.credentials(), runtime.gate(),
-        runtime.status_events(), runtime.client("sqs"), clock=time.time,
-    )  # fmt: skip
+    poller = build_poller(time.time)
     summary = poller.run(deadline=time.time() + 0.35)
 
     assert summary.stopped_early == "time"

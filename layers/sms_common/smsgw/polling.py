@@ -277,8 +277,8 @@ class Poller:
         logger.info("poll finished", extra=summary.as_dict())
 
 
-@functools.cache
-def get_poller() -> Poller:
+def build_poller(clock: Callable[[], float] = time.time) -> Poller:
+    """A poller over the process-wide clients and collaborators."""
     return Poller(
         runtime.settings(),
         runtime.store(),
@@ -287,7 +287,13 @@ def get_poller() -> Poller:
         runtime.gate(),
         runtime.status_events(),
         runtime.client("sqs"),
+        clock=clock,
     )
+
+
+@functools.cache
+def get_poller() -> Poller:
+    return build_poller()
 
 
 def reset() -> None:

@@ -35,6 +35,16 @@ Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
 LEASE_MARGIN_SECONDS = 5.0
 
+METRIC_BY_DISPOSITION: dict[Disposition, str] = {
+    "sent": "MessagesSent",
+    "failed": "MessagesFailed",
+    "invalid": "InvalidRequests",
+    "duplicate": "DuplicateRequests",
+    "retry": "SendRetries",
+    "maybe_sent": "MaybeSent",
+    "held": "MessagesHeld",
+}
+
 
 class RetryLater(Exception):
     """Raised for a record that must come back later; the text names only an error code."""
@@ -285,16 +295,7 @@ def reset() -> None:
 
 
 def _emit_metrics(result: RecordResult) -> None:
-    names: dict[Disposition, str] = {
-        "sent": "MessagesSent",
-        "failed": "MessagesFailed",
-        "invalid": "InvalidRequests",
-        "duplicate": "DuplicateRequests",
-        "retry": "SendRetries",
-        "maybe_sent": "MaybeSent",
-        "held": "MessagesHeld",
-    }
-    metrics.add_metric(name=names[result.disposition], unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=METRIC_BY_DISPOSITION[result.disposition], unit=MetricUnit.Count, value=1)
     if result.disposition == "sent":
         metrics.add_metric(name="Parts", unit=MetricUnit.Count, value=result.parts)
         metrics.add_metric(name="CostBDT", unit=MetricUnit.NoUnit, value=result.cost)
