@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
+from botocore.exceptions import BotoCoreError, ClientError
 
 from smsgw.observability import logger
 from smsgw.store import iso
@@ -50,8 +51,13 @@ class BalanceGate:
         if self._parameter is None:
             return
         value = {"open": is_open, "balance": balance, "reason": reason, "updated_at": iso(now)}
-        self._client.put_parameter(Name=self._parameter, Value=json.dumps(value), Type="String", Overwrite=True)
-        self._override = (is_open, now + self._max_age)
+        self._override = (is_open, now + self._max_age)  # this container acts on it at once either way
+        try:
+            self._client.put_parameter(Name=self._parameter, Value=json.dumps(value), Type="String", Overwrite=True)
+        except (BotoCoreError, ClientError) as exc:
+            # Best effort: poll_status writes the gate from the balance on its next run anyway, and a
+            # failure here must not turn a message the provider refused into an unknown outcome.
+            logger.warning("balance gate not written", extra={"error": type(exc).__name__})
 
     def close(self, reason: str, *, balance: float | None = None, now: float | None = None) -> None:
         logger.warning("balance gate closed", extra={"reason": reason, "balance": balance})
