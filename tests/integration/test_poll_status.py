@@ -353,3 +353,22 @@ def test_handler_returns_the_summary(configured: Stack, simulator: MimSmsSimulat
     result = handler({"source": "aws.scheduler"}, FakeContext(remaining_ms=120_000))
     assert result["balance"] == 321.5
     assert result["gate_open"] is True
+
+
+def test_a_gate_that_cannot_be_written_still_holds_the_message(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BALANCE_GATE_PARAMETER", "/aws/reserved/balance-gate")  # SSM refuses to write here
+    runtime.reset()
+    from smsgw import sending
+
+    sending.reset()
+    simulator.state.accounts[USERNAME].balance = 0.2
+    assert send(send_handler, body("r-1")) == []
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["attempt_state"], record["error_code"]) == (
+        "sending",
+        "held",
+        "insufficient_balance",
+    )
