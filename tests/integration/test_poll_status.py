@@ -245,6 +245,7 @@ def test_the_balance_gate_holds_messages_without_losing_any(
     runtime.gate()._override = None  # the send function's cached view of the gate expires
     assert send(send_handler, *queued) == []
     assert sorted(r["status"] for r in configured.records()) == ["sent"] * 5
+    assert [r["attempts"] for r in configured.records()] == [1] * 5  # parking was not an attempt
     assert len(simulator.state.sent) == 5
 
 

@@ -89,7 +89,8 @@ class Sender:
             return self._duplicate(request, claim.existing or {}, log)
         token = claim.token
         if not gate_open:
-            return self._hold(request, token, body, "balance_low", "the account balance is below the floor", log)
+            return self._hold(request, token, body, "balance_low", "the account balance is below the floor", log,
+                              attempted=False)  # fmt: skip
 
         try:
             credentials = self._credentials.get()
@@ -120,7 +121,8 @@ class Sender:
             result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             self._gate.close("the provider answered insufficient balance", now=self._clock())
-            return self._hold(request, token, body, "insufficient_balance", result.error_message or "", log)
+            return self._hold(request, token, body, "insufficient_balance", result.error_message or "", log,
+                              attempted=True)  # fmt: skip
         return self._settle(request, token, result, log)
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
@@ -213,7 +215,15 @@ class Sender:
         )
 
     def _hold(
-        self, request: SmsRequest, token: str, body: str, error_code: str, error_message: str, log: dict[str, Any]
+        self,
+        request: SmsRequest,
+        token: str,
+        body: str,
+        error_code: str,
+        error_message: str,
+        log: dict[str, Any],
+        *,
+        attempted: bool,
     ) -> RecordResult:
         self._store.hold(
             request.request_id,
@@ -222,6 +232,7 @@ class Sender:
             payload=body,
             error_code=error_code,
             error_message=error_message,
+            attempted=attempted,
         )
         logger.warning("sms held until the balance is back", extra={**log, "error_code": error_code})
         return RecordResult(request.request_id, "held", error_code)

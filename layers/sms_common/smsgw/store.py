@@ -176,16 +176,27 @@ class MessageStore:
         condition: str,
         condition_values: dict[str, Any],
         remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
     ) -> bool:
-        """SET `sets` (and REMOVE `remove`) when `condition` holds. False when it does not."""
+        """SET `sets` (ADD `add`, REMOVE `remove`) when `condition` holds. False when it does not."""
         values = {f":{name}": value for name, value in sets.items()}
         values.update(condition_values)
         update = "SET " + ", ".join(f"{'#status' if name == 'status' else name} = :{name}" for name in sets)
+        if add:
+            values.update({f":add_{name}": value for name, value in add.items()})
+            update += " ADD " + ", ".join(f"{name} :add_{name}" for name in add)
         if remove:
             update += " REMOVE " + ", ".join(remove)
         return self._conditional_update(request_id, update, condition, values) is None
 
-    def _finish_attempt(self, request_id: str, token: str, sets: dict[str, Any], remove: tuple[str, ...] = ()) -> bool:
+    def _finish_attempt(
+        self,
+        request_id: str,
+        token: str,
+        sets: dict[str, Any],
+        remove: tuple[str, ...] = (),
+        add: dict[str, int] | None = None,
+    ) -> bool:
         """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
         return self._update(
             request_id,
@@ -193,6 +204,7 @@ class MessageStore:
             "claim_token = :token AND #status = :sending",
             {":token": token, ":sending": "sending"},
             (*remove, "lease_until"),
+            add,
         )
 
     def mark_sent(
@@ -255,9 +267,20 @@ class MessageStore:
         return self._finish_attempt(request_id, token, sets)
 
     def hold(
-        self, request_id: str, token: str, *, now: float, payload: str, error_code: str, error_message: str
+        self,
+        request_id: str,
+        token: str,
+        *,
+        now: float,
+        payload: str,
+        error_code: str,
+        error_message: str,
+        attempted: bool,
     ) -> bool:
-        """Park the message in its record (the SQS body kept as `payload`) until poll_status publishes it again."""
+        """Park the message in its record (the SQS body kept as `payload`) until poll_status publishes it again.
+
+        `attempted` is False when the provider was not called: the claim's attempt is then not counted.
+        """
         sets = {
             "attempt_state": HELD,
             "error_code": error_code,
@@ -267,7 +290,7 @@ class MessageStore:
             WORK: HELD_WORK,
             DUE: _number(now),
         }
-        return self._finish_attempt(request_id, token, sets)
+        return self._finish_attempt(request_id, token, sets, add=None if attempted else {"attempts": -1})
 
     def mark_maybe_sent(
         self, request_id: str, token: str, *, now: float, error_message: str, resolve_at: float
