@@ -93,19 +93,9 @@ class Sender:
                               attempted=False)  # fmt: skip
 
         try:
-            credentials = self._credentials.get()
+            credentials = self._credentials.get()  # every failure comes as CredentialsError
         except CredentialsError as exc:
             return self._release(request, token, "credentials_unavailable", str(exc), log)
-        except BaseException:
-            # Nothing reached the provider: give the claim back before the record is retried.
-            self._store.release(
-                request.request_id,
-                token,
-                now=self._clock(),
-                error_code="internal_error",
-                error_message="unexpected error before sending",
-            )
-            raise
         outbound = self._outbound(request, credentials)
         if outbound is None:
             return self._release(
