@@ -373,3 +373,13 @@ def test_a_gate_that_cannot_be_written_still_holds_the_message(
         "held",
         "insufficient_balance",
     )
+
+
+def test_a_run_goes_on_when_the_credentials_cannot_be_reread(
+    configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    configured.put_credentials(api_key="stale-key")
+    poller._credentials.get()  # cached: the stale key
+    configured.secrets.delete_secret(SecretId=configured.secret_id, ForceDeleteWithoutRecovery=True)
+    summary = poller.run(deadline=clock.now + 30)  # balance refused, re-read fails: no crash
+    assert summary.balance is None

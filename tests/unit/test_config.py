@@ -51,6 +51,7 @@ def test_every_setting_is_read() -> None:
         ({**BASE, "SEND_CONCURRENCY": "0"}, "SEND_CONCURRENCY"),
         ({**BASE, "SEND_CONCURRENCY": "-3"}, "SEND_CONCURRENCY"),
         ({**BASE, "HTTP_READ_TIMEOUT_SECONDS": "1000"}, "HTTP_READ_TIMEOUT_SECONDS"),
+        ({**BASE, "BALANCE_GATE_PARAMETER": "/stack/gate"}, "SEND_QUEUE_URL"),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_naming_it(env: dict[str, str], names: str) -> None:

@@ -136,6 +136,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         if dialect != "official":
             raise ConfigError("MIMSMS_BASE_URL is required when MIMSMS_API is 'generic'")
         base_url = OFFICIAL_BASE_URL
+    gate = env.get("BALANCE_GATE_PARAMETER", "").strip() or None
+    queue = env.get("SEND_QUEUE_URL", "").strip() or None
+    if gate and not queue:
+        # A closed gate parks messages that only a re-publish to the queue brings back.
+        raise ConfigError("SEND_QUEUE_URL is required when BALANCE_GATE_PARAMETER is set")
     return Settings(
         messages_table=_required(env, "MESSAGES_TABLE"),
         secret_id=_required(env, "MIMSMS_SECRET_ID"),
@@ -150,14 +155,14 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         record_retention_days=_integer(env, "RECORD_RETENTION_DAYS", 90, minimum=1, maximum=3650),
         event_bus=env.get("STATUS_EVENT_BUS", "").strip() or "default",
         event_source=env.get("STATUS_EVENT_SOURCE", "").strip() or "sms-gateway",
-        balance_gate_parameter=env.get("BALANCE_GATE_PARAMETER", "").strip() or None,
+        balance_gate_parameter=gate,
         balance_floor=_number(env, "BALANCE_FLOOR_BDT", 10.0, minimum=0, maximum=1_000_000),
         tracking_window_hours=_number(env, "TRACKING_WINDOW_HOURS", 72.0, minimum=0.01, maximum=24 * 30),
         maybe_sent_grace_seconds=_integer(env, "MAYBE_SENT_GRACE_SECONDS", 900, minimum=0, maximum=7 * 86400),
         report_delay_seconds=_number(env, "REPORT_DELAY_SECONDS", 60.0, minimum=0.1, maximum=3600),
         report_share=_number(env, "REPORT_SHARE", 0.3, minimum=0.01, maximum=1.0),
         poll_concurrency=_integer(env, "POLL_CONCURRENCY", 5, minimum=1, maximum=32),
-        send_queue_url=env.get("SEND_QUEUE_URL", "").strip() or None,
+        send_queue_url=queue,
     )
 
 

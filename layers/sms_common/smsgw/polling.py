@@ -103,7 +103,7 @@ class Poller:
         budget = self.report_budget()
         if credentials is not None:
             budget -= self._check_balance(credentials, summary)
-        if self._gate.is_open():
+        if self._gate.enabled and self._gate.is_open():
             self._republish_held(deadline, summary)
         self._resolve_maybe_sent(deadline, summary)
         if credentials is not None:
@@ -117,7 +117,10 @@ class Poller:
     def _check_balance(self, credentials: Any, summary: PollSummary) -> int:
         result = self._provider.balance(credentials)
         if result.auth_failed:
-            result = self._provider.balance(self._credentials.refresh())
+            try:
+                result = self._provider.balance(self._credentials.refresh())
+            except CredentialsError as exc:  # the rest of the run (maybe-sent, held) still has work to do
+                logger.error("cannot re-read the credentials", extra={"error": str(exc)})
         if result.balance is None:
             logger.warning("balance unavailable", extra={"error_code": result.error_code})
             return 1
@@ -133,8 +136,7 @@ class Poller:
 
     # --- 2. held messages -------------------------------------------------------------------
     def _republish_held(self, deadline: float, summary: PollSummary) -> None:
-        if not self._settings.send_queue_url:
-            return
+        assert self._settings.send_queue_url  # config requires it wherever a gate can hold messages
         for item in self._store.due(HELD_WORK, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
