@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from devstack import template as devstack_template
+from devstack.atomic_moto import serialise_dynamodb_writes
 from devstack.lambdas import load_handler
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import polling, sending
@@ -145,6 +146,8 @@ class Stack:
 
 @pytest.fixture
 def aws(template: dict[str, Any]) -> Iterator[Stack]:
+    # The send path runs a batch on several threads against this one moto: make its writes atomic.
+    serialise_dynamodb_writes()
     with mock_aws():
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)

@@ -24,7 +24,8 @@ class MotoServer:
 
     def start(self, timeout: float = 30.0) -> MotoServer:
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            # moto with atomic item writes (devstack.atomic_moto): several processes share this DynamoDB.
+            [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any
 
@@ -27,6 +28,20 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class TickingClock:
+    """Each reading moves time on by `step`: work that takes time, without waiting for it."""
+
+    def __init__(self, start: float, step: float) -> None:
+        self.now = start
+        self._step = step
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            self.now += self._step
+            return self.now
 
 
 @pytest.fixture
@@ -299,16 +314,16 @@ def test_a_run_stops_within_its_time_budget_and_the_next_carries_on_oldest_first
     simulator.state.accounts[USERNAME].balance = 1e6
     simulator.state.rate_limits = ((10_000, 60),)
     ids = seed_sent(30, clock)
-    simulator.state.faults.latency = 0.1
-    poller = build_poller(time.time)
-    summary = poller.run(deadline=time.time() + 0.35)
+    ticking = TickingClock(clock.now, step=1.0)  # every reading of the clock is a second of work
+    poller = build_poller(ticking)
+    summary = poller.run(deadline=ticking.now + 15)
 
     assert summary.stopped_early == "time"
     assert 0 < summary.delivered < 30
     done = {r["request_id"] for r in configured.records() if r["status"] == "delivered"}
     assert done == set(ids[: len(done)])  # the oldest first: no message starves
 
-    summary = poller.run(deadline=time.time() + 30)
+    summary = poller.run(deadline=ticking.now + 1000)
     assert {r["status"] for r in configured.records()} == {"delivered"}
 
 

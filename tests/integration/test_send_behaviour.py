@@ -126,6 +126,23 @@ def test_the_same_request_id_in_two_batches_is_sent_once(
     assert record["attempts"] == 1
 
 
+def test_copies_of_one_request_id_in_a_batch_are_decided_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    first = body("r-1", phone="01712345678")
+    others = [body("r-1", phone="01812345678"), json.dumps({"request_id": "r-1", "phone": "bad"}), first]
+    for _ in range(20):  # the first copy wins every time, however the threads are scheduled
+        simulator.state.received.clear()
+        configured.dynamodb.delete_item(TableName=configured.table, Key={"request_id": {"S": "r-1"}})
+        assert invoke(send_handler, first, *others) == []
+        assert [r.body.get("phone") or r.body.get("MobileNumber") for r in simulator.state.received] == [
+            "8801712345678"
+        ]
+        record = configured.record("r-1")
+        assert record is not None
+        assert (record["status"], record["phone"], record["attempts"]) == ("sent", "8801712345678", 1)
+
+
 def test_a_later_bad_body_does_not_overwrite_a_sent_record(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:

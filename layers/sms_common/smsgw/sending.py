@@ -60,6 +60,43 @@ class RecordResult:
     event: dict[str, Any] | None = None  # the status event, when the record reached a final state
 
 
+@dataclass(frozen=True)
+class Inbound:
+    """One SQS record, parsed once: the request, or why it breaks the contract."""
+
+    body: str
+    sqs_message_id: str
+    request: SmsRequest | None = None
+    invalid: InvalidRequest | None = None
+
+    @classmethod
+    def parse(cls, body: str, sqs_message_id: str) -> Inbound:
+        try:
+            return cls(body, sqs_message_id, request=parse_request(body, default_request_id=sqs_message_id))
+        except InvalidRequest as exc:
+            return cls(body, sqs_message_id, invalid=exc)
+
+    @property
+    def request_id(self) -> str:
+        if self.request is not None:
+            return self.request.request_id
+        return (self.invalid.request_id if self.invalid else None) or self.sqs_message_id
+
+
+def first_copies(inbound: list[Inbound]) -> set[str]:
+    """SQS message ids of the records to process: the first record of each request_id in the batch.
+
+    Later copies are duplicates, decided here and not by racing the first copy's claim.
+    """
+    seen: set[str] = set()
+    first: set[str] = set()
+    for item in inbound:
+        if item.request_id not in seen:
+            seen.add(item.request_id)
+            first.add(item.sqs_message_id)
+    return first
+
+
 class Sender:
     def __init__(
         self,
@@ -78,10 +115,13 @@ class Sender:
         self._clock = clock
 
     def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
-        try:
-            request = parse_request(body, default_request_id=sqs_message_id)
-        except InvalidRequest as exc:
-            return self._reject(exc, sqs_message_id)
+        return self.handle(Inbound.parse(body, sqs_message_id), lease_until, gate_open=gate_open)
+
+    def handle(self, inbound: Inbound, lease_until: float, *, gate_open: bool = True) -> RecordResult:
+        if inbound.request is None:
+            assert inbound.invalid is not None
+            return self._reject(inbound.invalid, inbound.sqs_message_id)
+        request, body, sqs_message_id = inbound.request, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
         claim = self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
@@ -314,11 +354,19 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
     final_events: list[dict[str, Any]] = []
+    inbound = {r["messageId"]: Inbound.parse(r["body"], r["messageId"]) for r in event.get("Records", [])}
+    first = first_copies(list(inbound.values()))
 
     async def handle(record: SQSRecord) -> str:
-        loop = asyncio.get_running_loop()
-        work = functools.partial(sender.process, gate_open=gate_open)
-        result = await loop.run_in_executor(executor, work, record.body, record.message_id, lease_until)
+        item = inbound[record.message_id]
+        if record.message_id not in first:
+            logger.info("request_id repeated in this batch; only its first copy is processed",
+                        extra={"request_id": item.request_id})  # fmt: skip
+            result = RecordResult(item.request_id, "duplicate")
+        else:
+            loop = asyncio.get_running_loop()
+            work = functools.partial(sender.handle, gate_open=gate_open)
+            result = await loop.run_in_executor(executor, work, item, lease_until)
         _emit_metrics(result)
         if result.event is not None:
             final_events.append(result.event)
