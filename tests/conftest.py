@@ -62,6 +62,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
                 "MAYBE_",
                 "REPORT_",
                 "POLL_",
+                "CONTROL_",
+                "PRIORITY_",
+                "OTP_",
+                "MAX_DEFER",
             )
         ):
             monkeypatch.delenv(key)
@@ -92,6 +96,15 @@ def simulator(provider_state: ProviderState) -> Iterator[MimSmsSimulator]:
         yield sim
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """A message back in its queue with a delay: its body, seconds left, and how often it has waited."""
+
+    body: dict[str, Any]
+    delay: int
+    deferrals: int
+
+
 @dataclass
 class Stack:
     """What a test needs of the fake AWS: clients and names."""
@@ -104,6 +117,8 @@ class Stack:
     ssm: Any = None
     send_queue_url: str = ""
     events_queue_url: str = ""
+    priority_queue_url: str = ""
+    control_table: str = "control-test"
     gate_parameter: str = GATE_PARAMETER
 
     def gate(self) -> dict[str, Any]:
@@ -124,6 +139,53 @@ class Stack:
 
     def queued_bodies(self) -> list[str]:
         return self.drain(self.send_queue_url)
+
+    @staticmethod
+    def _moto_queue(queue_url: str) -> Any:
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sqs.models import sqs_backends
+
+        return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue(queue_url.rsplit("/", 1)[1])
+
+    def deferred(self, queue_url: str | None = None) -> list[Deferred]:
+        """Messages waiting in a queue with a delay (waiting for capacity), without receiving them."""
+        import time
+
+        queue = self._moto_queue(queue_url or self.send_queue_url)
+        now_ms = time.time() * 1000
+        return [
+            Deferred(
+                json.loads(m.body),
+                round((m.delayed_until - now_ms) / 1000),
+                int(m.message_attributes.get("deferrals", {}).get("StringValue", 0)),
+            )
+            for m in queue._messages
+            if m.delayed_until > now_ms
+        ]
+
+    def rate_window_passes(self) -> None:
+        """The limiter's windows and any provider block are over (as after a day): its item starts afresh."""
+        from smsgw import sending
+
+        self.dynamodb.delete_item(TableName=self.control_table, Key={"name": {"S": "rate-limiter"}})
+        sending.reset()  # the process's cached copy of the item goes too
+
+    def end_delays(self, queue_url: str | None = None) -> None:
+        """Let time pass for the queue's delayed messages: they are visible now (no test waits for them)."""
+        for message in self._moto_queue(queue_url or self.send_queue_url)._messages:
+            message.delayed_until = 0.0
+
+    def sqs_event_from_queue(self, queue_url: str | None = None) -> dict[str, Any]:
+        """Receive up to 10 messages as Lambda's poller would, attributes included, and delete them."""
+        from devstack.lambdas import sqs_record
+
+        url = queue_url or self.send_queue_url
+        messages = self.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"]
+        ).get("Messages", [])
+        for message in messages:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return {"Records": [sqs_record(m, f"arn:aws:sqs:{REGION}:123456789012:q", REGION) for m in messages]}
 
     def record(self, request_id: str) -> dict[str, Any] | None:
         from boto3.dynamodb.types import TypeDeserializer
@@ -152,17 +214,19 @@ def aws(template: dict[str, Any]) -> Iterator[Stack]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         secrets = boto3.client("secretsmanager", region_name=REGION)
         devstack_template.create_table(dynamodb, template, "messages-test")
+        devstack_template.create_table(dynamodb, template, "control-test", "ControlTable")
         arn = secrets.create_secret(Name=SECRET_NAME, SecretString="{}")["ARN"]
         sqs = boto3.client("sqs", region_name=REGION)
         ssm = boto3.client("ssm", region_name=REGION)
         events = boto3.client("events", region_name=REGION)
         send_queue = sqs.create_queue(QueueName="send-test")["QueueUrl"]
+        priority_queue = sqs.create_queue(QueueName="priority-send-test")["QueueUrl"]
         events_queue = sqs.create_queue(QueueName="status-events-test")["QueueUrl"]
         events_arn = sqs.get_queue_attributes(QueueUrl=events_queue, AttributeNames=["QueueArn"])["Attributes"]
         events.put_rule(Name="final-status", EventPattern=json.dumps({"source": ["sms-gateway"]}))
         events.put_targets(Rule="final-status", Targets=[{"Id": "q", "Arn": events_arn["QueueArn"]}])
         ssm.put_parameter(Name=GATE_PARAMETER, Type="String", Value=json.dumps({"open": True}))
-        stack = Stack(dynamodb, secrets, "messages-test", arn, sqs, ssm, send_queue, events_queue)
+        stack = Stack(dynamodb, secrets, "messages-test", arn, sqs, ssm, send_queue, events_queue, priority_queue)
         stack.put_credentials()
         yield stack
 
@@ -182,6 +246,8 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     monkeypatch.setenv("HTTP_READ_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("BALANCE_GATE_PARAMETER", aws.gate_parameter)
     monkeypatch.setenv("SEND_QUEUE_URL", aws.send_queue_url)
+    monkeypatch.setenv("PRIORITY_QUEUE_URL", aws.priority_queue_url)
+    monkeypatch.setenv("CONTROL_TABLE", aws.control_table)
     sending.reset()
     polling.reset()
     return aws

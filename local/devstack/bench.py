@@ -72,6 +72,8 @@ def main() -> None:
             "MESSAGES_TABLE": "bench-messages",
             "MIMSMS_SECRET_ID": "bench/mimsms",
             "MIMSMS_API": "official",
+            "MIMSMS_RATE_LIMITS": "1000000/60",
+            "CONTROL_TABLE": "bench-control",
         }
     )
     logger.setLevel("ERROR")
@@ -81,6 +83,8 @@ def main() -> None:
     with MotoServer() as moto, MimSmsSimulator(state=state) as sim:
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
         create_table(boto3.client("dynamodb"), load_template(), "bench-messages")
+        create_table(boto3.client("dynamodb"), load_template(), "bench-control", "ControlTable")
+        os.environ["SEND_QUEUE_URL"] = boto3.client("sqs").create_queue(QueueName="bench-send")["QueueUrl"]
         boto3.client("secretsmanager").create_secret(
             Name="bench/mimsms",
             SecretString=json.dumps({"username": "bench@example.com", "api_key": "bench-key", "sender_id": "MIMSMS"}),

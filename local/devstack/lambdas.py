@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import LocalStack
+from devstack.stack import EventSource, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -49,7 +49,11 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": message.get("Attributes", {}),
-        "messageAttributes": message.get("MessageAttributes", {}),
+        # Lambda spells message attributes in camel case (stringValue, dataType); the SQS API does not.
+        "messageAttributes": {
+            name: {key[0].lower() + key[1:]: value for key, value in attribute.items()}
+            for name, attribute in message.get("MessageAttributes", {}).items()
+        },
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
@@ -64,12 +68,14 @@ class EventSourceMapping:
     queue's visibility timeout, and moves them to the dead-letter queue after maxReceiveCount receives.
     """
 
-    def __init__(self, stack: LocalStack, handler: Handler, timeout: float = 30.0) -> None:
+    def __init__(
+        self, stack: LocalStack, handler: Handler, timeout: float = 30.0, source: EventSource | None = None
+    ) -> None:
         self._stack = stack
         self._handler = handler
         self._timeout = timeout
         self._sqs = stack.client("sqs")
-        source = stack.event_source
+        self._source = source = source or stack.event_source
         self._arn = self._sqs.get_queue_attributes(QueueUrl=source.queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
@@ -77,7 +83,7 @@ class EventSourceMapping:
 
     def poll_once(self) -> int:
         """Receive one batch and invoke the handler with it. Returns how many records it carried."""
-        source = self._stack.event_source
+        source = self._source
         messages = self._sqs.receive_message(
             QueueUrl=source.queue_url,
             MaxNumberOfMessages=source.batch_size,

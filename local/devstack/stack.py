@@ -18,6 +18,7 @@ import boto3
 from devstack.motoserver import MotoServer, free_port
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
+from smsgw.config import parse_rate_limits
 
 REGION = "ap-southeast-1"
 ACCOUNT = "123456789012"
@@ -76,7 +77,7 @@ class LocalStack:
     simulator: MimSmsSimulator
     moto: MotoServer
     environment: dict[str, str]
-    event_source: EventSource
+    event_sources: list[EventSource]  # the send function's queues, the normal one first
     poll_interval: float
     table: str
     status_events_url: str
@@ -84,6 +85,19 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+
+    @property
+    def event_source(self) -> EventSource:
+        """The normal send queue's event source (the priority queue's is `event_sources[1]`)."""
+        return self.event_sources[0]
+
+    def queue_for(self, body: str) -> str:
+        """The queue a producer publishes `body` to: the priority queue for priority "high"."""
+        try:
+            high = json.loads(body).get("priority") == "high"
+        except (ValueError, AttributeError):
+            high = False
+        return self.outputs["PriorityQueueUrl"] if high else self.event_source.queue_url
 
     def stop(self) -> None:
         self.simulator.stop()
@@ -138,22 +152,22 @@ def _create(template: dict[str, Any], dialect: str, speed: float, moto: MotoServ
     # Queues: the dead-letter queue first, so the send queue's redrive policy can name it.
     queues = [name for name, r in resources.items() if r["Type"] == "AWS::SQS::Queue"]
     queues.sort(key=lambda name: "RedrivePolicy" in resources[name].get("Properties", {}))
-    redrive: dict[str, Any] = {}
     for name in queues:
         props = resolve(resources[name].get("Properties", {}), refs)
         attributes = {k: str(v) for k, v in props.items() if k in ("VisibilityTimeout", "MessageRetentionPeriod")}
         if "VisibilityTimeout" in attributes:
             attributes["VisibilityTimeout"] = str(max(1, round(int(attributes["VisibilityTimeout"]) / speed)))
         if "RedrivePolicy" in props:
-            redrive = props["RedrivePolicy"]
-            attributes["RedrivePolicy"] = json.dumps(redrive)
+            attributes["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
         url = sqs.create_queue(QueueName=f"{STACK_NAME}-{name}", Attributes=attributes)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         refs.update({name: url, f"{name}.Arn": arn, f"{name}.QueueName": f"{STACK_NAME}-{name}"})
 
-    table = f"{STACK_NAME}-MessagesTable"
-    create_table(client("dynamodb"), template, table)
-    refs.update({"MessagesTable": table, "MessagesTable.Arn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}"})
+    for name in (name for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"):
+        create_table(client("dynamodb"), template, f"{STACK_NAME}-{name}", name)
+        arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{STACK_NAME}-{name}"
+        refs.update({name: f"{STACK_NAME}-{name}", f"{name}.Arn": arn})
+    table = refs["MessagesTable"]
 
     secret_values = {"username": LOCAL_USERNAME, "api_key": LOCAL_API_KEY, "password": LOCAL_PASSWORD,
                      "sender_id": LOCAL_SENDER_ID}  # fmt: skip
@@ -178,20 +192,34 @@ def _create(template: dict[str, Any], dialect: str, speed: float, moto: MotoServ
     # Compressed time for a demo: report look-ups and the maybe-sent grace period scale with the speed.
     environment["REPORT_DELAY_SECONDS"] = str(float(environment.get("REPORT_DELAY_SECONDS", "60")) / speed)
     environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(int(environment["MAYBE_SENT_GRACE_SECONDS"]) / speed)))
+    environment["MAX_DEFER_SECONDS"] = str(max(1, round(int(environment["MAX_DEFER_SECONDS"]) / speed)))
+    # MiM's limits in the same compressed time, on both sides: the simulator enforces what the limiter keeps.
+    limits = [(limit.count, max(1, round(limit.seconds / speed))) for limit in
+              parse_rate_limits(environment["MIMSMS_RATE_LIMITS"])]  # fmt: skip
+    environment["MIMSMS_RATE_LIMITS"] = ",".join(f"{count}/{seconds}" for count, seconds in limits)
+    sim.state.rate_limits = tuple(limits)
     environment.update({"AWS_ENDPOINT_URL": moto.endpoint, "AWS_DEFAULT_REGION": REGION,
                         "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
 
-    send_event = resources["SendSmsFunction"]["Properties"]["Events"]["SendQueueEvent"]["Properties"]
-    source_queue = send_event["Queue"]["Fn::GetAtt"][0]
-    dlq = redrive["deadLetterTargetArn"].rsplit(":", 1)[1]
-    event_source = EventSource(
-        queue_url=refs[source_queue],
-        batch_size=int(send_event.get("BatchSize", 10)),
-        batching_window=float(send_event.get("MaximumBatchingWindowInSeconds", 0)) / speed,
-        visibility_timeout=float(resources[source_queue]["Properties"]["VisibilityTimeout"]) / speed,
-        max_receive_count=int(redrive["maxReceiveCount"]),
-        dead_letter_url=sqs.get_queue_url(QueueName=dlq)["QueueUrl"],
-    )
+    event_sources = []
+    for event in resources["SendSmsFunction"]["Properties"]["Events"].values():
+        if event["Type"] != "SQS":
+            continue
+        send_event = event["Properties"]
+        source_queue = send_event["Queue"]["Fn::GetAtt"][0]
+        queue_redrive = resolve(resources[source_queue]["Properties"]["RedrivePolicy"], refs)
+        dlq = queue_redrive["deadLetterTargetArn"].rsplit(":", 1)[1]
+        event_sources.append(
+            EventSource(
+                queue_url=refs[source_queue],
+                batch_size=int(send_event.get("BatchSize", 10)),
+                batching_window=float(send_event.get("MaximumBatchingWindowInSeconds", 0)) / speed,
+                visibility_timeout=float(resources[source_queue]["Properties"]["VisibilityTimeout"]) / speed,
+                max_receive_count=int(queue_redrive["maxReceiveCount"]),
+                dead_letter_url=sqs.get_queue_url(QueueName=dlq)["QueueUrl"],
+            )
+        )
+    event_sources.sort(key=lambda source: source.queue_url != refs["SendQueue"])
     schedule = resources["PollStatusFunction"]["Properties"]["Events"]["PollSchedule"]["Properties"]
     poll_interval = rate_seconds(str(resolve(schedule["ScheduleExpression"], refs))) / speed
 
@@ -206,7 +234,7 @@ def _create(template: dict[str, Any], dialect: str, speed: float, moto: MotoServ
         simulator=sim,
         moto=moto,
         environment=environment,
-        event_source=event_source,
+        event_sources=event_sources,
         poll_interval=poll_interval,
         table=table,
         status_events_url=events_url,

@@ -135,6 +135,7 @@ class ProviderState:
         self.replies: deque[tuple[int, Any]] = deque()
         self.in_flight = 0
         self.max_in_flight = 0  # most requests handled at once: shows whether a client sends concurrently
+        self.rate_rejections = 0  # requests refused for the account's rate limits
         self._windows: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
 
@@ -169,6 +170,8 @@ class ProviderState:
                     allowed = False
             if allowed:
                 stamps.append(now)
+            else:
+                self.rate_rejections += 1
             count, seconds = self.rate_limits[0]
             in_window = [t for t in stamps if t > now - seconds]
             reset = (in_window[0] + seconds) if in_window else now + seconds

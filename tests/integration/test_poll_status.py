@@ -12,6 +12,7 @@ from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
+from smsgw.limiter import Lane
 from smsgw.message import parse_request
 from smsgw.polling import Poller, build_poller
 from smsgw.store import REPORT
@@ -327,18 +328,30 @@ def test_a_run_stops_within_its_time_budget_and_the_next_carries_on_oldest_first
     assert {r["status"] for r in configured.records()} == {"delivered"}
 
 
-def test_a_run_keeps_to_its_share_of_the_rate_limit(
-    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+def test_reports_take_only_the_capacity_sending_leaves(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "20/60")
+    runtime.reset()
     simulator.state.accounts[USERNAME].balance = 1e6
-    simulator.state.rate_limits = ((10_000, 60),)
     seed_sent(40, clock)
-    poller = make_poller(clock)
-    assert poller.report_budget() == 30  # 30 % of 100 requests a minute
+    sender_side = runtime.make_limiter(clock)
+    assert sender_side.acquire(Lane.BULK, 15).granted == 15  # sending took 15 of the minute's 20 calls
     calls = len(simulator.state.received)
-    summary = poller.run(deadline=clock.now + 60)
-    assert summary.stopped_early == "budget"
-    assert len(simulator.state.received) - calls == 30  # 1 balance check + 29 reports
+
+    summary = make_poller(clock).run(deadline=clock.now + 60)
+
+    # The balance check may use the last call of the window; reports get what bulk could have had: 19 - 15.
+    assert summary.stopped_early == "capacity"
+    assert len(simulator.state.received) - calls == 1 + 3
+    assert summary.delivered == 3
+
+    assert sender_side.acquire(Lane.BULK, 1).granted == 0  # a send now waits for capacity ...
+    clock.advance(61)  # ... and even with the window free again, reports leave it to the send
+    assert make_poller(clock).run(deadline=clock.now + 60).delivered == 0
+    clock.advance(120)  # sending idle: reports catch up, within the window
+    summary = make_poller(clock).run(deadline=clock.now + 60)
+    assert (summary.delivered, summary.stopped_early) == (18, "capacity")
 
 
 def test_reads_grow_with_pending_messages_not_with_history(

@@ -19,6 +19,8 @@ def provider(simulator: MimSmsSimulator, dialect: str) -> Provider:
         {
             "MESSAGES_TABLE": "t",
             "MIMSMS_SECRET_ID": "s",
+            "SEND_QUEUE_URL": "http://127.0.0.1:1/q",
+            "CONTROL_TABLE": "c",
             "MIMSMS_API": dialect,
             "MIMSMS_BASE_URL": simulator.base_url,
             "HTTP_READ_TIMEOUT_SECONDS": "1",

@@ -153,20 +153,62 @@ def test_a_later_bad_body_does_not_overwrite_a_sent_record(
     assert record["status"] == "sent"
 
 
-def test_rate_limited_records_come_back_and_the_rest_are_sent(
+def test_a_throttled_message_waits_in_its_queue_and_is_then_sent_once(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
+    # MiM counts another client's calls too: it throttles although our limiter had room.
     simulator.state.rate_limits = ((3, 60),)
     bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(5)]
 
-    failed = invoke(send_handler, *bodies)
+    assert invoke(send_handler, *bodies) == []  # nothing goes back through SQS redelivery
 
-    assert len(failed) == 2
     statuses = sorted(record["status"] for record in configured.records())
     assert statuses == ["sending", "sending", "sent", "sent", "sent"]
     throttled = [r for r in configured.records() if r["status"] == "sending"]
-    assert {r["error_code"] for r in throttled} == {"rate_limited"}
-    assert {r["sqs_message_id"] for r in throttled} == set(failed)
+    assert {(r["error_code"], r["attempt_state"]) for r in throttled} == {("rate_limited", "released")}
+    copies = configured.deferred()
+    assert sorted(c.body["request_id"] for c in copies) == sorted(r["request_id"] for r in throttled)
+    assert all(c.delay >= 1 for c in copies)
+
+    simulator.state.rate_limits = ((100, 60),)
+    configured.rate_window_passes()
+    configured.end_delays()
+    assert send_handler(configured.sqs_event_from_queue(), FakeContext())["batchItemFailures"] == []
+    assert sorted(record["status"] for record in configured.records()) == ["sent"] * 5
+    assert len(simulator.state.sent) == 5
+
+
+def test_without_capacity_messages_wait_outside_the_function_otps_first(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
+    sending.reset()
+    bulk = [body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(4)]
+    otp = body("otp-1", phone="01812345678", priority="high")
+    no_id = json.dumps({"phone": "01912345678", "message": "no request_id given"})
+
+    assert invoke(send_handler, *bulk, otp, no_id) == []
+
+    # 4 calls a minute, one kept for the balance check: the OTP and two campaign messages go now.
+    assert sorted(sms.phone for sms in simulator.state.sent.values()) == [
+        "8801712345600", "8801712345601", "8801812345678"
+    ]  # fmt: skip
+    waiting = configured.deferred()
+    assert sorted(c.body.get("request_id") for c in waiting) == [
+        "00000000-0000-4000-8000-000000000006", "bulk-2", "bulk-3"
+    ]  # fmt: skip  # the one without a request_id keeps its SQS message id as its identity
+    assert all(c.deferrals == 1 and 1 <= c.delay <= 900 for c in waiting)
+    # Waiting is not an attempt: no record was claimed for them, no receive was spent.
+    assert configured.record("bulk-2") is None
+
+
+def test_a_deferred_copy_published_twice_is_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    copy = body("r-1")
+    assert invoke(send_handler, copy) == []
+    assert invoke(send_handler, copy, start=7) == []  # a second copy (a crash after the re-publish)
+    assert len(simulator.state.sent) == 1
 
 
 def test_a_rotated_key_works_without_a_redeploy(

@@ -12,6 +12,7 @@ from mimsms_simulator import MimSmsSimulator
 
 RETRY, DONE = True, False
 HELD = DONE  # parked in the status record by the balance gate; poll_status publishes it again
+DEFERRED = DONE  # back in its queue with a delay, waiting for capacity: no receive spent
 
 
 def one(request_id: str = "r-1", **fields: Any) -> str:
@@ -52,11 +53,11 @@ GENERIC_ERRORS = [
     ),
     (
         (429, {"status": "error", "error_code": "1007", "error_message": "Rate limit exceeded"}),
-        ("sending", "rate_limited", RETRY),
+        ("sending", "rate_limited", DEFERRED),
     ),
     (
         (200, {"status": "error", "error_code": "1007", "error_message": "Rate limit exceeded"}),
-        ("sending", "rate_limited", RETRY),
+        ("sending", "rate_limited", DEFERRED),
     ),
     (
         (503, {"status": "error", "error_code": "1008", "error_message": "Service temporarily unavailable"}),
@@ -70,7 +71,7 @@ GENERIC_ERRORS = [
     ((500, b"<html>oops</html>"), ("sending", "maybe_sent", DONE)),
     ((502, b"Bad Gateway"), ("sending", "maybe_sent", DONE)),
     ((503, b"Service Unavailable"), ("sending", "provider_unavailable", RETRY)),
-    ((429, b"Too Many Requests"), ("sending", "rate_limited", RETRY)),
+    ((429, b"Too Many Requests"), ("sending", "rate_limited", DEFERRED)),
     ((404, b"Not Found"), ("sending", "provider_error", RETRY)),
     ((200, b"<html>ok</html>"), ("sending", "maybe_sent", DONE)),
     ((200, {"unexpected": True}), ("sending", "maybe_sent", DONE)),
@@ -130,7 +131,7 @@ OFFICIAL_ERRORS = [
     ),
     (
         (429, {"statusCode": "429", "status": "Failed", "trxnId": "", "responseResult": "Too Many Requests"}),
-        ("sending", "rate_limited", RETRY),
+        ("sending", "rate_limited", DEFERRED),
     ),
     (
         (200, {"statusCode": "999", "status": "Failed", "trxnId": "", "responseResult": "Something new"}),
@@ -170,6 +171,10 @@ def _check(
         assert record["final_at"]
     if status == "sent":
         assert record["message_id"] in ("mim_77", "12345", "133611051403609881")
+    if error_code == "rate_limited":
+        (copy,) = stack.deferred()
+        assert (copy.body["request_id"], copy.deferrals) == ("r-1", 1)
+        assert record["attempt_state"] == "released"  # the next copy may claim it
 
 
 @pytest.mark.parametrize("dialect", ["generic"])

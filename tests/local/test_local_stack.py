@@ -34,7 +34,10 @@ def test_make_run_ends_with_every_message_where_it_should_be(dialect: str) -> No
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "RESULT: every message reached the state it should" in out
-    assert "10 messages, 6 SMS accepted by the provider, 0 sent twice, 9 status events" in out
+    assert (
+        "10 messages, 6 SMS accepted by the provider, 0 sent twice, 0 refused for the rate limit, 9 status events"
+        in out
+    )
     for label, status in [("OTP, Bangla", "delivered"), ("invalid number", "invalid_phone"),
                           ("not JSON", "invalid_request"), ("barred subscriber", "barred_subscriber")]:  # fmt: skip
         (line,) = [row for row in out.splitlines() if row.startswith(label)]

@@ -59,7 +59,7 @@ def test_table_access_is_scoped_to_the_table(template: dict[str, Any]) -> None:
     assert dynamo
     for statement in dynamo:
         resource = json.dumps(statement["Resource"])
-        assert "MessagesTable" in resource, statement
+        assert "MessagesTable" in resource or resource == '{"Fn::GetAtt": ["ControlTable", "Arn"]}', statement
         if "dynamodb:Query" in statement["Action"]:
             assert statement["Resource"] == {"Fn::Sub": "${MessagesTable.Arn}/index/WorkIndex"}
         assert "dynamodb:Scan" not in statement["Action"]
@@ -138,14 +138,48 @@ def test_queue_event_reports_partial_failures(template: dict[str, Any]) -> None:
     assert props["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "MaxConcurrency"}
 
 
-def test_queue_visibility_and_dead_letters(template: dict[str, Any]) -> None:
-    queue = template["Resources"]["SendQueue"]["Properties"]
+@pytest.mark.parametrize("queue_name", ["SendQueue", "PrioritySendQueue"])
+def test_queue_visibility_and_dead_letters(template: dict[str, Any], queue_name: str) -> None:
+    queue = template["Resources"][queue_name]["Properties"]
     timeout = template["Globals"]["Function"]["Timeout"]
     assert queue["VisibilityTimeout"] >= 6 * timeout
     assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["SendDeadLetterQueue", "Arn"]}
     assert 3 <= queue["RedrivePolicy"]["maxReceiveCount"] <= 10
-    for name in ("SendQueue", "SendDeadLetterQueue"):
+    for name in (queue_name, "SendDeadLetterQueue"):
         assert template["Resources"][name]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_otps_have_their_own_queue_and_event_source(template: dict[str, Any]) -> None:
+    events = template["Resources"]["SendSmsFunction"]["Properties"]["Events"]
+    priority = events["PriorityQueueEvent"]["Properties"]
+    assert priority["Queue"] == {"Fn::GetAtt": ["PrioritySendQueue", "Arn"]}
+    assert priority["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert priority["MaximumBatchingWindowInSeconds"] == 0  # an OTP does not wait for a batch to fill
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PRIORITY_QUEUE_URL"] == {"Ref": "PrioritySendQueue"}
+    assert variables["OTP_RESERVED_SHARE"] == {"Ref": "OtpReservedShare"}
+
+
+def test_deferred_messages_can_go_back_to_both_queues(template: dict[str, Any]) -> None:
+    policies = template["Resources"]["SendSmsFunction"]["Properties"]["Policies"]
+    queues = [p["SQSSendMessagePolicy"]["QueueName"] for p in policies if "SQSSendMessagePolicy" in p]
+    assert {"Fn::GetAtt": ["SendQueue", "QueueName"]} in queues
+    assert {"Fn::GetAtt": ["PrioritySendQueue", "QueueName"]} in queues
+
+
+def test_the_limiter_table_is_shared_by_both_functions(template: dict[str, Any]) -> None:
+    props = template["Resources"]["ControlTable"]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": "name", "KeyType": "HASH"}]
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["CONTROL_TABLE"] == {"Ref": "ControlTable"}
+    for function in ("SendSmsFunction", "PollStatusFunction"):
+        statements = [
+            s
+            for p in template["Resources"][function]["Properties"]["Policies"]
+            for s in p.get("Statement", [])
+            if s["Resource"] == {"Fn::GetAtt": ["ControlTable", "Arn"]}
+        ]
+        assert statements, function
+        assert set(statements[0]["Action"]) == {"dynamodb:GetItem", "dynamodb:PutItem"}
 
 
 def test_table_is_durable(template: dict[str, Any]) -> None:
@@ -182,6 +216,8 @@ def test_every_function_has_a_log_group_with_retention(template: dict[str, Any])
         "CredentialsSecretArn",
         "SendSmsFunctionName",
         "SharedLayerArn",
+        "PriorityQueueUrl",
+        "ControlTableName",
     ],
 )
 def test_outputs_name_what_users_need(template: dict[str, Any], output: str) -> None:

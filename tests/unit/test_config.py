@@ -2,7 +2,12 @@ import pytest
 
 from smsgw.config import ConfigError, RateLimit, get_settings, load_settings, parse_rate_limits
 
-BASE = {"MESSAGES_TABLE": "messages", "MIMSMS_SECRET_ID": "mimsms/creds"}
+BASE = {
+    "MESSAGES_TABLE": "messages",
+    "MIMSMS_SECRET_ID": "mimsms/creds",
+    "SEND_QUEUE_URL": "https://sqs.ap-southeast-1.amazonaws.com/123456789012/send",
+    "CONTROL_TABLE": "control",
+}
 
 
 def test_defaults_are_safe() -> None:
@@ -51,7 +56,10 @@ def test_every_setting_is_read() -> None:
         ({**BASE, "SEND_CONCURRENCY": "0"}, "SEND_CONCURRENCY"),
         ({**BASE, "SEND_CONCURRENCY": "-3"}, "SEND_CONCURRENCY"),
         ({**BASE, "HTTP_READ_TIMEOUT_SECONDS": "1000"}, "HTTP_READ_TIMEOUT_SECONDS"),
-        ({**BASE, "BALANCE_GATE_PARAMETER": "/stack/gate"}, "SEND_QUEUE_URL"),
+        ({k: v for k, v in BASE.items() if k != "SEND_QUEUE_URL"}, "SEND_QUEUE_URL"),
+        ({k: v for k, v in BASE.items() if k != "CONTROL_TABLE"}, "CONTROL_TABLE"),
+        ({**BASE, "OTP_RESERVED_SHARE": "0.95"}, "OTP_RESERVED_SHARE"),
+        ({**BASE, "MAX_DEFER_SECONDS": "901"}, "MAX_DEFER_SECONDS"),
     ],
 )
 def test_a_bad_setting_is_a_clear_error_naming_it(env: dict[str, str], names: str) -> None:

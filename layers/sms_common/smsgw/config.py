@@ -55,9 +55,13 @@ class Settings:
     tracking_window_hours: float = 72.0
     maybe_sent_grace_seconds: int = 900
     report_delay_seconds: float = 60.0  # first look at a report after sending, and the back-off unit
-    report_share: float = 0.3  # share of the shortest rate-limit window the poller may use per run
     poll_concurrency: int = 5
-    send_queue_url: str | None = None  # where held messages are published again
+    send_queue_url: str = ""  # where held and deferred messages are published again
+    # The account-wide limiter (limiter.py) and waiting for capacity outside the function.
+    control_table: str = ""  # the DynamoDB table holding the limiter's item
+    otp_share: float = 0.2  # share of each window bulk traffic leaves to OTPs while one waits
+    priority_queue_url: str | None = None  # where deferred `high` messages go back to (their own queue)
+    max_defer_seconds: int = 900  # SQS's longest delay; a longer wait is several hops
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -137,10 +141,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             raise ConfigError("MIMSMS_BASE_URL is required when MIMSMS_API is 'generic'")
         base_url = OFFICIAL_BASE_URL
     gate = env.get("BALANCE_GATE_PARAMETER", "").strip() or None
-    queue = env.get("SEND_QUEUE_URL", "").strip() or None
-    if gate and not queue:
-        # A closed gate parks messages that only a re-publish to the queue brings back.
-        raise ConfigError("SEND_QUEUE_URL is required when BALANCE_GATE_PARAMETER is set")
     return Settings(
         messages_table=_required(env, "MESSAGES_TABLE"),
         secret_id=_required(env, "MIMSMS_SECRET_ID"),
@@ -160,9 +160,13 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         tracking_window_hours=_number(env, "TRACKING_WINDOW_HOURS", 72.0, minimum=0.01, maximum=24 * 30),
         maybe_sent_grace_seconds=_integer(env, "MAYBE_SENT_GRACE_SECONDS", 900, minimum=0, maximum=7 * 86400),
         report_delay_seconds=_number(env, "REPORT_DELAY_SECONDS", 60.0, minimum=0.1, maximum=3600),
-        report_share=_number(env, "REPORT_SHARE", 0.3, minimum=0.01, maximum=1.0),
         poll_concurrency=_integer(env, "POLL_CONCURRENCY", 5, minimum=1, maximum=32),
-        send_queue_url=queue,
+        # Held and deferred messages go back to the queue: without it they could never return.
+        send_queue_url=_required(env, "SEND_QUEUE_URL"),
+        control_table=_required(env, "CONTROL_TABLE"),
+        otp_share=_number(env, "OTP_RESERVED_SHARE", 0.2, minimum=0, maximum=0.9),
+        priority_queue_url=env.get("PRIORITY_QUEUE_URL", "").strip() or None,
+        max_defer_seconds=_integer(env, "MAX_DEFER_SECONDS", 900, minimum=1, maximum=900),
     )
 
 

@@ -4,9 +4,9 @@ Each run, oldest work first and within a time budget that ends well before the L
 1. balance: read it, emit it, open or close the gate against the floor;
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
 3. maybe-sent messages past their grace period: `failed` with `outcome_unknown` (README policy);
-4. delivery reports for `sent` messages that are due, several at a time and within a share of the
-   account's request limits: `delivered`, `failed`, still pending (looked at again later, with
-   back-off), or `unknown` once the tracking window has passed.
+4. delivery reports for `sent` messages that are due, several at a time, with the capacity the
+   account-wide limiter leaves after sending: `delivered`, `failed`, still pending (looked at again
+   later, with back-off), or `unknown` once the tracking window has passed.
 Every write is conditional on the record's current state, so late, repeated or out-of-order reports
 never move a record backward. Every final state is published as a status event.
 """
@@ -28,7 +28,9 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import CredentialsError, CredentialSource
+from smsgw.deferral import pin_request_id
 from smsgw.events import StatusEvents, final_event
+from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
 from smsgw.provider import DeliveryState, Outcome, Provider
 from smsgw.store import HELD_WORK, REPORT, UNRESOLVED, MessageStore, iso
@@ -48,7 +50,7 @@ class PollSummary:
     failed: int = 0
     unknown: int = 0
     still_pending: int = 0
-    stopped_early: str | None = None  # "time", "budget" or "throttled" when work was left for the next run
+    stopped_early: str | None = None  # "time", "capacity" or "throttled" when work was left for the next run
     events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -76,6 +78,7 @@ class Poller:
         gate: BalanceGate,
         events: StatusEvents,
         sqs: Any,
+        limiter: RateLimiter,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -85,13 +88,9 @@ class Poller:
         self._gate = gate
         self._events = events
         self._sqs = sqs
+        self._limiter = limiter
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=settings.poll_concurrency, thread_name_prefix="poll")
-
-    def report_budget(self) -> int:
-        """Provider calls one run may make: a share of the shortest rate-limit window, the rest is for sending."""
-        shortest = self._settings.rate_limits[0]
-        return max(1, int(shortest.count * self._settings.report_share))
 
     def run(self, deadline: float) -> PollSummary:
         summary = PollSummary()
@@ -100,22 +99,26 @@ class Poller:
         except CredentialsError as exc:
             logger.error("cannot poll: credentials unavailable", extra={"error": str(exc)})
             credentials = None
-        budget = self.report_budget()
         if credentials is not None:
-            budget -= self._check_balance(credentials, summary)
+            self._check_balance(credentials, summary)
         if self._gate.enabled and self._gate.is_open():
             self._republish_held(deadline, summary)
         self._resolve_maybe_sent(deadline, summary)
         if credentials is not None:
-            self._poll_reports(credentials, deadline, budget, summary)
+            self._poll_reports(credentials, deadline, summary)
         if summary.events:
             self._events.publish(summary.events)
         self._emit(summary)
         return summary
 
     # --- 1. balance and the gate ---------------------------------------------------------------
-    def _check_balance(self, credentials: Any, summary: PollSummary) -> int:
+    def _check_balance(self, credentials: Any, summary: PollSummary) -> None:
+        if not self._limiter.acquire(Lane.CONTROL).granted:
+            logger.warning("no capacity for a balance check this run")
+            return
         result = self._provider.balance(credentials)
+        if result.outcome is Outcome.THROTTLED:
+            self._limiter.throttled(None)
         if result.auth_failed:
             try:
                 result = self._provider.balance(self._credentials.refresh())
@@ -123,7 +126,7 @@ class Poller:
                 logger.error("cannot re-read the credentials", extra={"error": str(exc)})
         if result.balance is None:
             logger.warning("balance unavailable", extra={"error_code": result.error_code})
-            return 1
+            return
         summary.balance = result.balance
         floor = self._settings.balance_floor
         was_open = self._gate.is_open()
@@ -132,18 +135,17 @@ class Poller:
         elif result.balance >= floor and not was_open:
             self._gate.open(result.balance, now=self._clock())
         summary.gate_open = result.balance >= floor
-        return 1
 
     # --- 2. held messages -------------------------------------------------------------------
     def _republish_held(self, deadline: float, summary: PollSummary) -> None:
-        assert self._settings.send_queue_url  # config requires it wherever a gate can hold messages
         for item in self._store.due(HELD_WORK, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
             # Publish first, then take it off the work queue: a crash in between publishes it twice,
             # and the claim on request_id makes the second copy a harmless duplicate.
-            self._sqs.send_message(QueueUrl=self._settings.send_queue_url, MessageBody=item["payload"])
+            body = pin_request_id(item["payload"], item["request_id"])  # the same request, whatever the producer sent
+            self._sqs.send_message(QueueUrl=self._settings.send_queue_url, MessageBody=body)
             self._store.republished(item["request_id"], now=self._clock())
             summary.republished += 1
 
@@ -166,26 +168,35 @@ class Poller:
                 self._count_failure("outcome_unknown")
 
     # --- 4. delivery reports ----------------------------------------------------------------
-    def _poll_reports(self, credentials: Any, deadline: float, budget: int, summary: PollSummary) -> None:
+    def _poll_reports(self, credentials: Any, deadline: float, summary: PollSummary) -> None:
         due: Iterator[dict[str, Any]] = self._store.due(REPORT, self._clock())
         chunk_size = self._settings.poll_concurrency * 2
         while True:
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
-            if budget <= 0:
-                summary.stopped_early = "budget"
-                return
-            chunk = list(islice(due, min(chunk_size, budget)))
+            chunk = list(islice(due, chunk_size))
             if not chunk:
                 return
-            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
-            budget -= sum(1 for called, _ in outcomes if called)
+            # Records with nothing to look up (no message id, past the window) need no capacity.
+            lookups = [item for item in chunk if self._needs_lookup(item)]
+            granted = self._limiter.acquire(Lane.REPORT, len(lookups)).granted if lookups else 0
+            work = [item for item in chunk if not self._needs_lookup(item)] + lookups[:granted]
+            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), work))
             for _, result in outcomes:
                 self._tally(result, summary)
             if any(result.get("throttled") for _, result in outcomes):
+                self._limiter.throttled(None)
                 summary.stopped_early = "throttled"
                 return
+            if granted < len(lookups):  # sending has the capacity now; the rest stays due for the next run
+                summary.stopped_early = "capacity"
+                return
+
+    def _needs_lookup(self, item: dict[str, Any]) -> bool:
+        sent_at = _epoch(item.get("sent_at")) or self._clock()
+        expired = self._clock() >= sent_at + self._settings.tracking_window_hours * 3600
+        return bool(item.get("message_id")) and not expired
 
     def _check_one(self, credentials: Any, item: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         """Look at one `sent` record. Returns (whether the provider was called, what happened)."""
@@ -289,6 +300,7 @@ def build_poller(clock: Callable[[], float] = time.time) -> Poller:
         runtime.gate(),
         runtime.status_events(),
         runtime.client("sqs"),
+        runtime.limiter() if clock is time.time else runtime.make_limiter(clock),
         clock=clock,
     )
 

@@ -6,6 +6,8 @@ Tests call `reset()` after changing the environment instead of reloading modules
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -14,7 +16,9 @@ from botocore.config import Config
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings, get_settings
 from smsgw.credentials import CredentialSource
+from smsgw.deferral import Deferrer
 from smsgw.events import StatusEvents
+from smsgw.limiter import RateLimiter
 from smsgw.provider import Provider, make_provider
 from smsgw.store import MessageStore
 
@@ -54,11 +58,36 @@ def status_events() -> StatusEvents:
     return StatusEvents(client("events"), settings.event_bus, settings.event_source)
 
 
+def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
+    settings = get_settings()
+    return RateLimiter(
+        client("dynamodb"), settings.control_table, settings.rate_limits, otp_share=settings.otp_share, clock=clock
+    )
+
+
+@functools.cache
+def limiter() -> RateLimiter:
+    """The limiter every provider call of this process goes through."""
+    return make_limiter()
+
+
+@functools.cache
+def deferrer() -> Deferrer:
+    settings = get_settings()
+    return Deferrer(
+        client("sqs"),
+        settings.send_queue_url,
+        settings.priority_queue_url,
+        max_delay=settings.max_defer_seconds,
+        base_spread=settings.rate_limits[0].seconds / 60,  # a slice of the shortest window
+    )
+
+
 def settings() -> Settings:
     return get_settings()
 
 
-_CACHED = (client, store, provider, credentials, gate, status_events)
+_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer)
 
 
 def reset() -> None:

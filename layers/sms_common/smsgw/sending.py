@@ -25,13 +25,15 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
+from smsgw.deferral import deferrals_of
 from smsgw.events import final_event
+from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
 from smsgw.store import IN_FLIGHT, MessageStore, iso
 
-Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held"]
+Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
 LEASE_MARGIN_SECONDS = 5.0
 
@@ -43,6 +45,7 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "retry": "SendRetries",
     "maybe_sent": "MaybeSent",
     "held": "MessagesHeld",
+    "deferred": "MessagesDeferred",
 }
 
 
@@ -58,6 +61,7 @@ class RecordResult:
     parts: int = 0
     cost: float = 0.0
     event: dict[str, Any] | None = None  # the status event, when the record reached a final state
+    retry_after: float | None = None  # deferred: seconds the provider asked us to wait, when it said
 
 
 @dataclass(frozen=True)
@@ -222,7 +226,11 @@ class Sender:
             self._mark_maybe_sent(rid, token, error_message)
             logger.error("provider outcome unknown; not resending", extra={**log, "error_code": error_code})
             return RecordResult(rid, "maybe_sent", error_code)
-        return self._release(request, token, error_code, error_message, log)
+        released = self._release(request, token, error_code, error_message, log)
+        if result.outcome is Outcome.THROTTLED:
+            # Not a failure: the message waits for capacity outside the function (process_batch defers it).
+            return RecordResult(rid, "deferred", error_code, retry_after=result.retry_after)
+        return released
 
     def _mark_maybe_sent(self, request_id: str, token: str, error_message: str) -> None:
         now = self._clock()
@@ -347,15 +355,55 @@ def _emit_metrics(result: RecordResult) -> None:
             metric.add_dimension(name="error_code", value=result.error_code)
 
 
+def admit(inbound: list[Inbound], limiter: RateLimiter) -> dict[str, float]:
+    """Take capacity for the records that will call the provider, OTPs first.
+
+    Returns the records that got none (SQS message id -> when capacity is expected); the rest may call.
+    """
+    lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
+    for item in inbound:
+        if item.request is not None:
+            lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
+    waiting: dict[str, float] = {}
+    for lane, items in lanes.items():
+        if items:
+            grant = limiter.acquire(lane, len(items))
+            waiting.update((item.sqs_message_id, grant.retry_at) for item in items[grant.granted :])
+    return waiting
+
+
+def _defer(item: Inbound, retry_at: float, deferrals: int) -> RecordResult:
+    assert item.request is not None
+    request = item.request
+    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, retry_at, deferrals)
+    logger.info(
+        "no capacity now; the message waits in its queue",
+        extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": deferrals + 1},
+    )
+    return RecordResult(request.request_id, "deferred", "rate_limited")
+
+
 def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
-    sender, executor = get_sender(), get_executor()
+    sender, executor, limiter = get_sender(), get_executor(), runtime.limiter()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
     final_events: list[dict[str, Any]] = []
     inbound = {r["messageId"]: Inbound.parse(r["body"], r["messageId"]) for r in event.get("Records", [])}
+    deferrals = {r["messageId"]: deferrals_of(r.get("messageAttributes")) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
+    # A closed gate parks messages without a provider call: they need no capacity.
+    waiting = admit([item for m, item in inbound.items() if m in first], limiter) if gate_open else {}
+
+    def work(item: Inbound) -> RecordResult:
+        if item.sqs_message_id in waiting:
+            return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id])
+        result = sender.handle(item, lease_until, gate_open=gate_open)
+        if result.disposition == "deferred":  # the provider throttled it: trust its word over ours
+            limiter.throttled(result.retry_after)
+            return _defer(item, time.time() + (result.retry_after or 0), deferrals[item.sqs_message_id])
+        return result
 
     async def handle(record: SQSRecord) -> str:
         item = inbound[record.message_id]
@@ -364,9 +412,7 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
                         extra={"request_id": item.request_id})  # fmt: skip
             result = RecordResult(item.request_id, "duplicate")
         else:
-            loop = asyncio.get_running_loop()
-            work = functools.partial(sender.handle, gate_open=gate_open)
-            result = await loop.run_in_executor(executor, work, item, lease_until)
+            result = await asyncio.get_running_loop().run_in_executor(executor, work, item)
         _emit_metrics(result)
         if result.event is not None:
             final_events.append(result.event)

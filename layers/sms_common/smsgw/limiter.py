@@ -1,0 +1,254 @@
+"""The account-wide rate limiter: every provider call, from every instance of both functions, takes capacity first.
+
+MiM limits the account as a whole (by default 100 requests a minute, 1,000 an hour and 10,000 a day),
+counting sends, delivery-report look-ups and balance checks alike. One DynamoDB item holds what was
+granted recently; every grant is one conditional write on the item's version, so instances running
+at once never hand out the same capacity twice (a lost race re-reads the item from the failed write).
+
+Fixed or sliding windows alike: each window of `s` seconds is cut into `SLICES` slices, a grant counts
+in the slice of its time, and every run of `SLICES + 2` consecutive slices may hold at most the limit.
+Any `s`-second interval, however MiM aligns it, lies inside `SLICES + 1` slices, so MiM never counts
+more than its limit, with one slice (a second, for a one-minute window) to spare between the grant and
+the request's arrival. The price: at most `SLICES / (SLICES + 2)` of the limit (96.8 %) is used.
+
+Lanes share the capacity in order of need:
+- CONTROL (balance checks) may use all of it: they always get their call;
+- OTP (priority "high") all but the control call;
+- BULK (other sends) and REPORT (delivery-report look-ups) also leave a share of each window to OTPs
+  while an OTP waits (`otp_share`, refused OTPs mark the wait); REPORT takes only what sending leaves:
+  nothing while a send is waiting for capacity.
+The provider's own word wins: a throttled answer blocks every lane until its Retry-After.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from smsgw.config import RateLimit
+
+SLICES = 60
+SPAN = SLICES + 2  # slices whose grants count against a window at any moment
+LIMITER_KEY = "rate-limiter"
+MAX_WRITE_ATTEMPTS = 8
+DEFAULT_BLOCK_SLICES = 5  # a throttle answer without Retry-After blocks this many slices of the shortest window
+
+
+class Lane(enum.Enum):
+    CONTROL = "control"
+    OTP = "otp"
+    BULK = "bulk"
+    REPORT = "report"
+
+
+@dataclass(frozen=True)
+class Grant:
+    granted: int
+    retry_at: float  # when capacity for the rest is expected (the grant time when everything was granted)
+
+
+@dataclass(frozen=True)
+class LimiterState:
+    """What the item holds: per window, calls granted per slice; and the marks that steer the lanes."""
+
+    version: int = 0
+    slices: dict[int, dict[int, int]] = field(default_factory=dict)  # window seconds -> slice index -> calls
+    blocked_until: float = 0.0  # the provider throttled us: nobody calls before this
+    otp_waiting_until: float = 0.0  # an OTP was refused: bulk and reports leave the OTP share alone
+    send_waiting_until: float = 0.0  # a send was refused: reports wait
+
+    def to_json(self) -> str:
+        windows = {}
+        for seconds, counts in self.slices.items():
+            if counts:
+                base = min(counts)
+                windows[str(seconds)] = [base, [counts.get(i, 0) for i in range(base, max(counts) + 1)]]
+        marks = {"b": self.blocked_until, "o": self.otp_waiting_until, "s": self.send_waiting_until}
+        return json.dumps({"w": windows, **{k: round(v, 3) for k, v in marks.items() if v}}, separators=(",", ":"))
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> LimiterState:
+        if not item:
+            return cls()
+        data = json.loads(item["state"]["S"])
+        slices = {
+            int(seconds): {base + i: n for i, n in enumerate(counts) if n}
+            for seconds, (base, counts) in data.get("w", {}).items()
+        }
+        return cls(
+            version=int(item["v"]["N"]),
+            slices=slices,
+            blocked_until=float(data.get("b", 0)),
+            otp_waiting_until=float(data.get("o", 0)),
+            send_waiting_until=float(data.get("s", 0)),
+        )
+
+
+def _width(limit: RateLimit) -> float:
+    return limit.seconds / SLICES
+
+
+def _slice(limit: RateLimit, now: float) -> int:
+    return math.floor(now / _width(limit))
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        limits: tuple[RateLimit, ...],
+        *,
+        otp_share: float = 0.2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._limits = limits
+        self._otp_share = otp_share
+        self._clock = clock
+        self._state: LimiterState | None = None  # the last state this process saw; refreshed by failed writes
+        self.writes = 0  # DynamoDB requests made, for the benchmarks
+        self.reads = 0
+
+    # --- the rules -------------------------------------------------------------------------------
+    def _ceiling(self, lane: Lane, limit: RateLimit, state: LimiterState, now: float) -> int:
+        control = 1 if limit.count > 1 else 0
+        if lane is Lane.CONTROL:
+            return limit.count
+        if lane is Lane.OTP:
+            return limit.count - control
+        otp = math.ceil(limit.count * self._otp_share) if state.otp_waiting_until > now else 0
+        return max(limit.count - control - otp, 0)
+
+    def _used(self, limit: RateLimit, state: LimiterState, now: float) -> int:
+        current = _slice(limit, now)
+        counts = state.slices.get(limit.seconds, {})
+        return sum(n for i, n in counts.items() if current - SPAN < i <= current)
+
+    def available(self, lane: Lane, state: LimiterState, now: float) -> int:
+        if state.blocked_until > now or (lane is Lane.REPORT and state.send_waiting_until > now):
+            return 0
+        return max(0, min(self._ceiling(lane, w, state, now) - self._used(w, state, now) for w in self._limits))
+
+    def retry_at(self, lane: Lane, state: LimiterState, now: float) -> float:
+        """When the lane can expect one call's worth of capacity, from the slices that will age out."""
+        at = max(now, state.blocked_until)
+        if lane is Lane.REPORT:
+            at = max(at, state.send_waiting_until)
+        for limit in self._limits:
+            ceiling = self._ceiling(lane, limit, state, now)
+            used = self._used(limit, state, now)
+            if ceiling - used >= 1:
+                continue
+            current = _slice(limit, now)
+            live = sorted((i, n) for i, n in state.slices.get(limit.seconds, {}).items() if current - SPAN < i)
+            for index, count in live:
+                used -= count
+                if ceiling - used >= 1:
+                    at = max(at, (index + SPAN) * _width(limit))
+                    break
+            else:  # a ceiling of zero (an OTP share of 100 %): look again after a whole window
+                at = max(at, now + limit.seconds)
+        return at
+
+    def _granted(self, state: LimiterState, n: int, now: float) -> LimiterState:
+        slices: dict[int, dict[int, int]] = {}
+        for limit in self._limits:
+            current = _slice(limit, now)
+            counts = {i: c for i, c in state.slices.get(limit.seconds, {}).items() if current - SPAN < i <= current}
+            counts[current] = counts.get(current, 0) + n
+            slices[limit.seconds] = counts
+        return replace(state, slices=slices)
+
+    # --- DynamoDB --------------------------------------------------------------------------------
+    def _load(self) -> LimiterState:
+        self.reads += 1
+        item = self._client.get_item(TableName=self._table, Key={"name": {"S": LIMITER_KEY}}, ConsistentRead=True)
+        return LimiterState.from_item(item.get("Item"))
+
+    def _write(self, expected: LimiterState, new: LimiterState) -> LimiterState | None:
+        """Store `new` if the item is still at `expected`'s version; else return the item as it is now."""
+        self.writes += 1
+        stored = replace(new, version=expected.version + 1)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "name": {"S": LIMITER_KEY},
+                    "v": {"N": str(stored.version)},
+                    "state": {"S": stored.to_json()},
+                },
+                ConditionExpression="attribute_not_exists(#name) OR v = :v",
+                ExpressionAttributeNames={"#name": "name"},
+                ExpressionAttributeValues={":v": {"N": str(expected.version)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            self._state = LimiterState.from_item(exc.response.get("Item"))
+            return None
+        self._state = stored
+        return stored
+
+    # --- what callers use ------------------------------------------------------------------------
+    def acquire(self, lane: Lane, n: int = 1) -> Grant:
+        """Take up to `n` calls' worth of capacity now. What is not granted should wait until `retry_at`."""
+        if n <= 0:
+            return Grant(0, self._clock())
+        fresh = self._state is None
+        state = self._state if self._state is not None else self._load()
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            now = self._clock()
+            granted = min(n, self.available(lane, state, now))
+            if granted <= 0 and not fresh:
+                state, fresh = self._load(), True  # our copy may be old: others' grants age out too
+                continue
+            new = self._granted(state, granted, now) if granted else state
+            new = self._mark_waiting(lane, new, now, refused=granted < n)
+            if new == state:
+                return Grant(0, self.retry_at(lane, state, now))
+            stored = self._write(state, new)
+            if stored is None:
+                assert self._state is not None
+                state, fresh = self._state, True
+                continue
+            return Grant(granted, now if granted == n else self.retry_at(lane, stored, now))
+        # Contention beyond reason: grant nothing rather than risk the account's limit.
+        now = self._clock()
+        return Grant(0, now + _width(self._limits[0]))
+
+    def _mark_waiting(self, lane: Lane, state: LimiterState, now: float, *, refused: bool) -> LimiterState:
+        """A refused OTP holds the OTP share; a refused send holds reports back. Written rarely: once a half window."""
+        if not refused or lane not in (Lane.OTP, Lane.BULK):
+            return state
+        # Held until a while after the refused call is expected back: then it finds its share free.
+        hold = self._limits[0].seconds
+        until = max(self.retry_at(lane, state, now), now) + hold
+        if lane is Lane.OTP and state.otp_waiting_until < until - hold / 2:
+            state = replace(state, otp_waiting_until=until)
+        if state.send_waiting_until < until - hold / 2:
+            state = replace(state, send_waiting_until=until)
+        return state
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The provider refused a call for its rate: nobody calls again before `retry_after` seconds."""
+        default = DEFAULT_BLOCK_SLICES * _width(self._limits[0])
+        wait = min(retry_after if retry_after is not None else default, self._limits[-1].seconds)
+        state = self._state if self._state is not None else self._load()
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            until = self._clock() + max(wait, default)
+            if state.blocked_until >= until:
+                return
+            if self._write(state, replace(state, blocked_until=until)) is not None:
+                return
+            assert self._state is not None
+            state = self._state

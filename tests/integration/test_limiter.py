@@ -1,0 +1,174 @@
+"""The account-wide limiter: MiM's windows are never overdrawn, by one process or several; OTPs first."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from conftest import REGION
+
+from devstack.limiter_load import LoadPlan, run_load
+from devstack.motoserver import MotoServer
+from devstack.template import create_table
+from smsgw.config import parse_rate_limits
+from smsgw.limiter import SLICES, SPAN, Lane, RateLimiter
+
+START = 1_800_000_000.0  # a round number of seconds, so slice boundaries are easy to reason about
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def table(aws: Any) -> str:
+    return str(aws.control_table)
+
+
+def limiter(table: str, clock: Clock, limits: str = "10/60", otp_share: float = 0.2) -> RateLimiter:
+    client = boto3.client("dynamodb", region_name=REGION)
+    return RateLimiter(client, table, parse_rate_limits(limits), otp_share=otp_share, clock=clock)
+
+
+def most_in_any_window(grants: list[tuple[float, int]], seconds: float) -> int:
+    """The largest number of calls granted in any interval of `seconds`, wherever it starts (sliding)."""
+    grants = sorted(grants)
+    most = 0
+    for i, (start, _) in enumerate(grants):
+        most = max(most, sum(n for t, n in grants[i:] if t < start + seconds))
+    return most
+
+
+def test_a_window_is_never_overdrawn_however_the_demand_comes(table: str, clock: Clock) -> None:
+    limits = "20/60,50/600"
+    one = limiter(table, clock, limits)
+    rng = random.Random(3)
+    grants = []
+    for _ in range(600):
+        clock.now += rng.choice([0.1, 0.5, 1, 3, 7])
+        lane = rng.choice([Lane.BULK, Lane.OTP, Lane.REPORT, Lane.CONTROL])
+        grant = one.acquire(lane, rng.randint(1, 10))
+        grants.append((clock.now, grant.granted))
+    for limit in parse_rate_limits(limits):
+        assert most_in_any_window(grants, limit.seconds) <= limit.count
+    # ... and it is not met by refusing: the longest window's limit is nearly reached.
+    elapsed = clock.now - START
+    assert sum(n for _, n in grants) >= 0.9 * 50 * elapsed / 600 * SLICES / SPAN
+
+
+def test_a_partial_grant_says_when_capacity_comes_back(table: str, clock: Clock) -> None:
+    one = limiter(table, clock)
+    first = one.acquire(Lane.BULK, 20)
+    assert first.granted == 9  # 10 a minute, one kept for the balance check
+    assert first.retry_at > clock.now
+    clock.now = first.retry_at - 0.01
+    assert one.acquire(Lane.BULK, 1).granted == 0
+    clock.now = first.retry_at
+    assert one.acquire(Lane.BULK, 9).granted == 9
+
+
+def test_the_balance_check_always_gets_its_call(table: str, clock: Clock) -> None:
+    one = limiter(table, clock)
+    assert one.acquire(Lane.OTP, 20).granted == 9
+    assert one.acquire(Lane.BULK, 1).granted == 0
+    assert one.acquire(Lane.CONTROL, 1).granted == 1
+    assert one.acquire(Lane.CONTROL, 1).granted == 0  # and never more than the limit
+
+
+def test_while_an_otp_waits_campaigns_leave_it_its_share(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "10/60", otp_share=0.2)
+    assert one.acquire(Lane.BULK, 9).granted == 9
+    clock.now += 1
+    refused = one.acquire(Lane.OTP, 1)
+    assert refused.granted == 0
+    clock.now = refused.retry_at  # the campaign's calls have aged out of the window
+    # The OTP share (2 of 10) is held for the waiting OTP: the campaign gets 10 - 1 - 2 ...
+    assert one.acquire(Lane.BULK, 20).granted == 7
+    assert one.acquire(Lane.OTP, 5).granted == 2
+    clock.now += 3 * 60  # ... and once no OTP has waited for a while, all but the balance call again
+    assert one.acquire(Lane.BULK, 20).granted == 9
+
+
+def test_reports_take_what_sending_leaves(table: str, clock: Clock) -> None:
+    one = limiter(table, clock)
+    assert one.acquire(Lane.REPORT, 3).granted == 3
+    assert one.acquire(Lane.BULK, 20).granted == 6
+    assert one.acquire(Lane.REPORT, 1).granted == 0
+    refused_send = one.acquire(Lane.BULK, 1)
+    clock.now = refused_send.retry_at  # the window is free again, but the refused sends come back first
+    assert one.acquire(Lane.REPORT, 1).granted == 0
+    assert one.acquire(Lane.BULK, 2).granted == 2
+    clock.now += 60  # a window after the sends' return, sending has been idle: reports catch up
+    assert one.acquire(Lane.REPORT, 1).granted == 1
+
+
+def test_a_throttle_answer_stops_every_lane_until_its_reset(table: str, clock: Clock) -> None:
+    one = limiter(table, clock)
+    one.throttled(30)
+    for lane in (Lane.CONTROL, Lane.OTP, Lane.BULK):
+        grant = one.acquire(lane, 1)
+        assert (grant.granted, grant.retry_at) == (0, START + 30)
+    assert one.acquire(Lane.REPORT, 1).granted == 0
+    clock.now += 30
+    assert one.acquire(Lane.BULK, 1).granted == 1
+
+
+def test_instances_with_stale_copies_never_grant_the_same_capacity(table: str, clock: Clock) -> None:
+    first, second = limiter(table, clock), limiter(table, clock)
+    assert first.acquire(Lane.BULK, 5).granted == 5
+    assert second.acquire(Lane.BULK, 5).granted == 4  # second read the item, not its own empty copy
+    assert first.acquire(Lane.BULK, 5).granted == 0  # first's copy is stale: its write fails, it re-reads
+    assert first.writes <= 3
+
+
+def test_a_grant_costs_one_write_without_contention(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "1000/60")
+    for _ in range(50):
+        clock.now += 1
+        one.acquire(Lane.BULK, 10)
+    assert (one.writes, one.reads) == (50, 1)
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+def test_several_processes_share_the_limit(moto_server: MotoServer) -> None:
+    """Four processes, as four Lambda instances: together they never pass any window, fixed or sliding."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server.endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    from conftest import load_template
+
+    create_table(client, load_template(), "control-load", "ControlTable")
+    limits = "20/10,60/60"
+    plan = LoadPlan(moto_server.endpoint, "control-load", limits, rounds=240, step=0.5, start=START)
+
+    grants, writes, reads = run_load(plan, workers=4)
+
+    for limit in parse_rate_limits(limits):
+        assert most_in_any_window(grants, limit.seconds) <= limit.count, limit
+    granted = sum(n for _, n in grants)
+    elapsed = plan.rounds * plan.step
+    ceiling = 60 - 1  # per minute, one call kept for balance checks
+    assert granted >= 0.9 * ceiling * elapsed / 60 * SLICES / SPAN  # close to the limit, not far below it
+    assert writes <= 2 * len(grants)  # contention costs some retries, not a storm
+    assert reads <= len(grants)
