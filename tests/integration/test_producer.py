@@ -65,6 +65,29 @@ def test_publish_finds_the_queue_from_the_stack_outputs(queue: str) -> None:
     assert received(queue) == [{"phone": "01712345678", "message": "hi"}]
 
 
+def test_otps_go_to_the_priority_queue_named_or_from_the_stack(queue: str) -> None:
+    sqs = boto3.client("sqs", region_name=REGION)
+    priority = sqs.create_queue(QueueName="priority")["QueueUrl"]
+    otp = {"phone": "01712345678", "message": "Your OTP is 1234", "priority": "high"}
+    campaign = {"phone": "01712345678", "message": "Sale!", "priority": "normal"}
+    publish(otp, queue_url=queue, priority_queue_url=priority)
+    publish(campaign, queue_url=queue, priority_queue_url=priority)
+    assert (received(priority), received(queue)) == ([otp], [campaign])
+
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"SendQueueUrl": {"Value": queue}, "PriorityQueueUrl": {"Value": priority}},
+    }
+    boto3.client("cloudformation", region_name=REGION).create_stack(
+        StackName="sms-gateway", TemplateBody=json.dumps(template)
+    )
+    publish(otp, stack_name="sms-gateway")
+    assert received(priority) == [otp]
+    # Without a priority queue, an OTP still goes to the send queue (the function honours it there too).
+    publish(otp, queue_url=queue)
+    assert received(queue) == [otp]
+
+
 def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--queue-url", queue, "--region", REGION, "--phone", "01712345678", "--message", "Hello",
                  "--request-id", "cli-1", "--priority", "high", "--metadata", "order=A-1"])  # fmt: skip

@@ -51,31 +51,39 @@ def validate(message: dict[str, Any]) -> SmsRequest:
         raise InvalidMessage([f"{exc.code}: {exc.message}"]) from None
 
 
-def queue_url_of_stack(stack_name: str, cloudformation: Any = None) -> str:
+def queue_urls_of_stack(stack_name: str, cloudformation: Any = None) -> tuple[str, str | None]:
+    """(send queue, priority queue) from a deployed stack's outputs; a stack without a priority queue gives None."""
     cloudformation = cloudformation or boto3.client("cloudformation")
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    for output in stack.get("Outputs", []):
-        if output["OutputKey"] == "SendQueueUrl":
-            return str(output["OutputValue"])
-    raise LookupError(f"stack {stack_name} has no SendQueueUrl output")
+    outputs = {output["OutputKey"]: str(output["OutputValue"]) for output in stack.get("Outputs", [])}
+    if "SendQueueUrl" not in outputs:
+        raise LookupError(f"stack {stack_name} has no SendQueueUrl output")
+    return outputs["SendQueueUrl"], outputs.get("PriorityQueueUrl")
 
 
 def publish(
     message: dict[str, Any],
     *,
     queue_url: str | None = None,
+    priority_queue_url: str | None = None,
     stack_name: str | None = None,
     sqs: Any = None,
     cloudformation: Any = None,
 ) -> str:
-    """Validate `message` and publish it; returns the SQS message id."""
-    validate(message)
+    """Validate `message` and publish it; returns the SQS message id.
+
+    Priority "high" goes to the priority queue (so an OTP never waits behind a campaign) when there is
+    one: `priority_queue_url`, or the stack's PriorityQueueUrl output. Otherwise to the send queue.
+    """
+    request = validate(message)
     if queue_url is None:
         if stack_name is None:
             raise ValueError("name the queue (queue_url) or the deployed stack (stack_name)")
-        queue_url = queue_url_of_stack(stack_name, cloudformation)
+        queue_url, stack_priority_queue = queue_urls_of_stack(stack_name, cloudformation)
+        priority_queue_url = priority_queue_url or stack_priority_queue
+    target = priority_queue_url if request.priority == "high" and priority_queue_url else queue_url
     sqs = sqs or boto3.client("sqs")
-    response = sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message, ensure_ascii=False))
+    response = sqs.send_message(QueueUrl=target, MessageBody=json.dumps(message, ensure_ascii=False))
     return str(response["MessageId"])
 
 
@@ -98,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sms-publish", description="Check an SMS request and publish it.")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--queue-url", help="the send queue (stack output SendQueueUrl)")
-    target.add_argument("--stack-name", help="a deployed stack; its SendQueueUrl output is used")
+    target.add_argument("--stack-name", help="a deployed stack; its SendQueueUrl and PriorityQueueUrl outputs are used")
+    parser.add_argument("--priority-queue-url", help="with --queue-url: where priority high goes (PriorityQueueUrl)")
     parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--json", help="the whole message as a JSON object")
@@ -129,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
     try:
-        message_id = publish(message, queue_url=args.queue_url, stack_name=args.stack_name, sqs=sqs,
-                             cloudformation=cloudformation)  # fmt: skip
+        message_id = publish(message, queue_url=args.queue_url, priority_queue_url=args.priority_queue_url,
+                             stack_name=args.stack_name, sqs=sqs, cloudformation=cloudformation)  # fmt: skip
     except (BotoCoreError, ClientError, LookupError) as exc:
         print(f"could not publish: {exc}", file=sys.stderr)
         return 1
