@@ -125,6 +125,27 @@ def test_a_throttle_answer_stops_every_lane_until_its_reset(table: str, clock: C
     assert one.acquire(Lane.BULK, 1).granted == 1
 
 
+def test_failures_in_a_row_from_any_instance_start_a_cool_down(table: str, clock: Clock) -> None:
+    first, second = limiter(table, clock), limiter(table, clock)
+    first.acquire(Lane.BULK, 1)
+    for n in range(4):
+        assert (first if n % 2 else second).provider_failed() is None
+    ends = first.provider_failed()  # the fifth in a row, counted across both instances
+    assert ends == START + 60
+    for lane in Lane:
+        assert second.acquire(lane, 1).granted == 0  # every caller waits out the cool-down
+    clock.now = ends
+    assert second.acquire(Lane.BULK, 1).granted == 1
+    for _ in range(5):
+        cooled = second.provider_failed()
+    assert cooled == ends + 120  # the outage goes on: the next cool-down is twice as long
+    clock.now = cooled
+    first.acquire(Lane.BULK, 1)
+    first.provider_answered()  # the provider is back: the count starts again
+    for _ in range(4):
+        assert first.provider_failed() is None
+
+
 def test_instances_with_stale_copies_never_grant_the_same_capacity(table: str, clock: Clock) -> None:
     first, second = limiter(table, clock), limiter(table, clock)
     assert first.acquire(Lane.BULK, 5).granted == 5

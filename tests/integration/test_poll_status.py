@@ -211,7 +211,7 @@ def test_reports_never_move_a_record_backward(
     assert (record["status"], record["provider_status"].lower()) == ("delivered", "delivered")
 
 
-def test_maybe_sent_is_resolved_as_failed_after_the_grace_period(
+def test_maybe_sent_is_resolved_as_unknown_after_the_grace_period(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
     simulator.state.faults.timeout_seconds = 2.0
@@ -224,9 +224,10 @@ def test_maybe_sent_is_resolved_as_failed_after_the_grace_period(
     assert summary.resolved_unknown_outcome == 1
     record = configured.record("r-1")
     assert record is not None
-    assert (record["status"], record["error_code"]) == ("failed", "outcome_unknown")
+    # Not `failed`: under faults more than half of these were in fact delivered.
+    assert (record["status"], record["error_code"]) == ("unknown", "outcome_unknown")
     (event,) = configured.status_events()
-    assert event["detail"]["error_code"] == "outcome_unknown"
+    assert (event["detail"]["status"], event["detail"]["error_code"]) == ("unknown", "outcome_unknown")
     assert len(simulator.state.sent) == 1  # never resent
 
 

@@ -27,11 +27,11 @@ def sends(sim: MimSmsSimulator) -> int:
     return sum(1 for r in sim.state.received if r.path in ("/send-sms", "/api/SmsSending/SMS"))
 
 
-def test_not_sent_is_retried_and_then_sent_once(
+def test_not_sent_waits_with_back_off_and_is_then_sent_once(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
     simulator.state.faults.push("http_503")
-    assert invoke(send_handler, body("r-1")) == ["00000000-0000-4000-8000-000000000001"]
+    assert invoke(send_handler, body("r-1")) == []  # no SQS redelivery: no receive spent
     record = configured.record("r-1")
     assert record is not None
     assert (record["status"], record["error_code"], record["attempt_state"]) == (
@@ -39,14 +39,65 @@ def test_not_sent_is_retried_and_then_sent_once(
         "provider_unavailable",
         "released",
     )
+    (copy,) = configured.deferred()
+    assert copy.delay >= 10  # the first back-off step (RETRY_BASE_SECONDS)
 
-    assert invoke(send_handler, body("r-1")) == []  # SQS redelivers the same message
+    configured.end_delays()
+    assert send_handler(configured.sqs_event_from_queue(), FakeContext())["batchItemFailures"] == []
 
     record = configured.record("r-1")
     assert record is not None
     assert (record["status"], record["attempts"]) == ("sent", 2)
     assert "error_code" not in record
     assert len(simulator.state.sent) == 1
+
+
+def test_not_sent_every_time_ends_failed_with_a_clear_code(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_SEND_ATTEMPTS", "3")
+    monkeypatch.setenv("OUTAGE_FAILURES", "100")  # this test is about one message, not an outage
+    sending.reset()
+    delays = []
+    event = sqs_event(body("r-1"))
+    for _ in range(3):
+        simulator.state.faults.push("http_503")
+        assert send_handler(event, FakeContext())["batchItemFailures"] == []
+        delays.extend(copy.delay for copy in configured.deferred())
+        configured.end_delays()
+        event = configured.sqs_event_from_queue()
+    assert event["Records"] == []  # no fourth copy: the third attempt was the last
+    assert delays[0] < delays[1]  # the back-off grows (10 s, 20 s, plus jitter)
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"], record["attempts"]) == ("failed", "retries_exhausted", 3)
+    assert "provider_unavailable" in record["error_message"]
+    (event_out,) = configured.status_events()
+    assert event_out["detail"]["error_code"] == "retries_exhausted"
+    assert len(simulator.state.sent) == 0
+
+
+def test_an_outage_pauses_every_caller_instead_of_spending_retries(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTAGE_FAILURES", "3")
+    sending.reset()
+    simulator.state.faults.push("http_503", "http_503", "http_503")
+    bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(3)]
+    assert invoke(send_handler, *bodies) == []
+    calls = len(simulator.state.received)
+    assert calls == 3
+
+    # The next messages find the cool-down: no provider call, no attempt counted, back in the queue.
+    later = [body(f"later-{i}", phone=f"0181234560{i}") for i in range(4)]
+    assert invoke(send_handler, *later, start=20) == []
+    assert len(simulator.state.received) == calls
+    assert all(configured.record(f"later-{i}") is None for i in range(4))
+    waiting = configured.deferred()
+    assert sorted(c.body["request_id"] for c in waiting) == sorted(
+        [f"later-{i}" for i in range(4)] + [f"r-{i}" for i in range(3)]
+    )
+    assert min(c.delay for c in waiting if c.body["request_id"].startswith("later")) >= 60  # the cool-down
 
 
 @pytest.mark.parametrize("fault", ["timeout", "drop_after", "non_json"])
@@ -77,7 +128,7 @@ def test_connection_dropped_before_an_answer_is_maybe_sent(
     assert (record["status"], record["error_code"]) == ("sending", "maybe_sent")
 
 
-def test_connection_refused_is_not_sent_and_retried(
+def test_connection_refused_is_not_sent_and_waits(
     send_handler: Any, configured: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with socket.socket() as probe:  # a port nobody listens on
@@ -86,7 +137,7 @@ def test_connection_refused_is_not_sent_and_retried(
     monkeypatch.setenv("MIMSMS_BASE_URL", f"http://127.0.0.1:{port}")
     sending.reset()
 
-    assert invoke(send_handler, body("r-1")) == ["00000000-0000-4000-8000-000000000001"]
+    assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
     assert record is not None
     assert (record["status"], record["error_code"], record["attempt_state"]) == (
@@ -94,6 +145,7 @@ def test_connection_refused_is_not_sent_and_retried(
         "transport_error",
         "released",
     )
+    assert [copy.body["request_id"] for copy in configured.deferred()] == ["r-1"]
 
 
 def test_an_abandoned_claim_is_resolved_as_maybe_sent(
@@ -237,12 +289,25 @@ def test_placeholder_credentials_keep_messages_waiting(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
     configured.put_credentials(username="REPLACE_ME", api_key="REPLACE_ME")
+    # SQS keeps it (and, after maxReceiveCount, the DLQ does): nothing is claimed that cannot be sent.
     assert len(invoke(send_handler, body("r-1"))) == 1
+    assert configured.record("r-1") is None
+    assert sends(simulator) == 0
+    configured.put_credentials()  # the operator puts the real credentials in
+    sending.reset()  # (the cached copy expires)
+    assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
     assert record is not None
-    assert (record["status"], record["error_code"]) == ("sending", "credentials_unavailable")
-    assert "placeholder" in record["error_message"]
-    assert sends(simulator) == 0
+    assert (record["status"], record["attempts"]) == ("sent", 1)
+
+
+def test_a_settled_message_is_a_duplicate_even_while_credentials_are_broken(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    assert invoke(send_handler, body("r-1")) == []
+    configured.put_credentials(username="REPLACE_ME", api_key="REPLACE_ME")
+    sending.reset()
+    assert invoke(send_handler, body("r-1")) == []  # acknowledged, not sent to the DLQ
 
 
 def test_a_batch_is_sent_concurrently(send_handler: Any, configured: Stack, simulator: MimSmsSimulator) -> None:

@@ -12,7 +12,9 @@ from mimsms_simulator import MimSmsSimulator
 
 RETRY, DONE = True, False
 HELD = DONE  # parked in the status record by the balance gate; poll_status publishes it again
-DEFERRED = DONE  # back in its queue with a delay, waiting for capacity: no receive spent
+DEFERRED = DONE  # back in its queue with a delay (capacity, or back-off): no receive spent
+# Not sent, and another try may work: these wait in the queue with back-off rather than SQS redelivery.
+WAITING_CODES = {"rate_limited", "provider_unavailable", "provider_error", "provider_send_failed"}
 
 
 def one(request_id: str = "r-1", **fields: Any) -> str:
@@ -61,18 +63,18 @@ GENERIC_ERRORS = [
     ),
     (
         (503, {"status": "error", "error_code": "1008", "error_message": "Service temporarily unavailable"}),
-        ("sending", "provider_unavailable", RETRY),
+        ("sending", "provider_unavailable", DEFERRED),
     ),
     ((200, {"status": "rejected"}), ("failed", "provider_rejected", DONE)),
     ((200, {"status": "invalid_sender_id"}), ("failed", "invalid_sender_id", DONE)),
     ((200, {"status": "insufficient_balance"}), ("sending", "insufficient_balance", HELD)),
     ((200, {"status": "authentication_failed"}), ("sending", "authentication_failed", RETRY)),
-    ((200, {"status": "failed", "error": "temporary"}), ("sending", "provider_error", RETRY)),
+    ((200, {"status": "failed", "error": "temporary"}), ("sending", "provider_error", DEFERRED)),
     ((500, b"<html>oops</html>"), ("sending", "maybe_sent", DONE)),
     ((502, b"Bad Gateway"), ("sending", "maybe_sent", DONE)),
-    ((503, b"Service Unavailable"), ("sending", "provider_unavailable", RETRY)),
+    ((503, b"Service Unavailable"), ("sending", "provider_unavailable", DEFERRED)),
     ((429, b"Too Many Requests"), ("sending", "rate_limited", DEFERRED)),
-    ((404, b"Not Found"), ("sending", "provider_error", RETRY)),
+    ((404, b"Not Found"), ("sending", "provider_error", DEFERRED)),
     ((200, b"<html>ok</html>"), ("sending", "maybe_sent", DONE)),
     ((200, {"unexpected": True}), ("sending", "maybe_sent", DONE)),
     # The body's word wins over an HTTP status that disagrees with it.
@@ -123,7 +125,7 @@ OFFICIAL_ERRORS = [
     ),
     (
         (200, {"statusCode": "221", "status": "Failed", "trxnId": "X", "responseResult": "Sending Failed"}),
-        ("sending", "provider_send_failed", RETRY),
+        ("sending", "provider_send_failed", DEFERRED),
     ),
     (
         (200, {"statusCode": "500", "status": "Failed", "trxnId": "X", "responseResult": "Internal Error"}),
@@ -135,7 +137,7 @@ OFFICIAL_ERRORS = [
     ),
     (
         (200, {"statusCode": "999", "status": "Failed", "trxnId": "", "responseResult": "Something new"}),
-        ("sending", "provider_error", RETRY),
+        ("sending", "provider_error", DEFERRED),
     ),
     # HTTP status mirroring the body's code, as some gateways do.
     (
@@ -171,7 +173,7 @@ def _check(
         assert record["final_at"]
     if status == "sent":
         assert record["message_id"] in ("mim_77", "12345", "133611051403609881")
-    if error_code == "rate_limited":
+    if status == "sending" and error_code in WAITING_CODES:
         (copy,) = stack.deferred()
         assert (copy.body["request_id"], copy.deferrals) == ("r-1", 1)
         assert record["attempt_state"] == "released"  # the next copy may claim it

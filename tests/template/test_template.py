@@ -107,7 +107,9 @@ def test_poll_status_runs_on_a_schedule_with_retries_and_a_dlq(template: dict[st
     assert template["Parameters"]["PollSchedule"]["Default"] == "rate(1 minute)"
 
 
-@pytest.mark.parametrize("alarm", ["DeadLetterAlarm", "LowBalanceAlarm", "BalanceGateClosedAlarm", "FailureRateAlarm"])
+@pytest.mark.parametrize(
+    "alarm", ["DeadLetterAlarm", "LowBalanceAlarm", "BalanceGateClosedAlarm", "FailureRateAlarm", "ProviderOutageAlarm"]
+)
 def test_alarms_notify_the_alert_topic(template: dict[str, Any], alarm: str) -> None:
     props = template["Resources"][alarm]["Properties"]
     assert props["AlarmActions"] == [{"Ref": "AlertTopic"}]

@@ -62,6 +62,11 @@ class Settings:
     otp_share: float = 0.2  # share of each window bulk traffic leaves to OTPs while one waits
     priority_queue_url: str | None = None  # where deferred `high` messages go back to (their own queue)
     max_defer_seconds: int = 900  # SQS's longest delay; a longer wait is several hops
+    # Retries per outcome class: not-sent answers come back with back-off, then fail; an outage pauses everyone.
+    max_send_attempts: int = 5
+    retry_base_seconds: float = 10.0
+    outage_failures: int = 5  # not-sent failures in a row (all instances) that start a cool-down
+    outage_cooldown_seconds: float = 60.0  # the first cool-down; each further one in a row doubles
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -167,6 +172,10 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         otp_share=_number(env, "OTP_RESERVED_SHARE", 0.2, minimum=0, maximum=0.9),
         priority_queue_url=env.get("PRIORITY_QUEUE_URL", "").strip() or None,
         max_defer_seconds=_integer(env, "MAX_DEFER_SECONDS", 900, minimum=1, maximum=900),
+        max_send_attempts=_integer(env, "MAX_SEND_ATTEMPTS", 5, minimum=1, maximum=50),
+        retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0, minimum=0.01, maximum=900),
+        outage_failures=_integer(env, "OUTAGE_FAILURES", 5, minimum=1, maximum=1000),
+        outage_cooldown_seconds=_number(env, "OUTAGE_COOLDOWN_SECONDS", 60.0, minimum=0.01, maximum=3600),
     )
 
 

@@ -18,6 +18,10 @@ Lanes share the capacity in order of need:
   while an OTP waits (`otp_share`, refused OTPs mark the wait); REPORT takes only what sending leaves:
   nothing while a send is waiting for capacity.
 The provider's own word wins: a throttled answer blocks every lane until its Retry-After.
+
+Outage cool-down: not-sent failures in a row (5xx, refused connections), counted across instances,
+stop every caller for a cool-down, so a provider outage defers the work instead of spending every
+message's retries; a success clears the count.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -63,6 +68,8 @@ class LimiterState:
     blocked_until: float = 0.0  # the provider throttled us: nobody calls before this
     otp_waiting_until: float = 0.0  # an OTP was refused: bulk and reports leave the OTP share alone
     send_waiting_until: float = 0.0  # a send was refused: reports wait
+    failures_in_a_row: int = 0  # not-sent failures since the last success, every instance together
+    cooldowns: int = 0  # cool-downs in a row (each one longer), cleared by a success
 
     def to_json(self) -> str:
         windows = {}
@@ -70,7 +77,13 @@ class LimiterState:
             if counts:
                 base = min(counts)
                 windows[str(seconds)] = [base, [counts.get(i, 0) for i in range(base, max(counts) + 1)]]
-        marks = {"b": self.blocked_until, "o": self.otp_waiting_until, "s": self.send_waiting_until}
+        marks = {
+            "b": self.blocked_until,
+            "o": self.otp_waiting_until,
+            "s": self.send_waiting_until,
+            "f": self.failures_in_a_row,
+            "c": self.cooldowns,
+        }
         return json.dumps({"w": windows, **{k: round(v, 3) for k, v in marks.items() if v}}, separators=(",", ":"))
 
     @classmethod
@@ -88,6 +101,8 @@ class LimiterState:
             blocked_until=float(data.get("b", 0)),
             otp_waiting_until=float(data.get("o", 0)),
             send_waiting_until=float(data.get("s", 0)),
+            failures_in_a_row=int(data.get("f", 0)),
+            cooldowns=int(data.get("c", 0)),
         )
 
 
@@ -107,15 +122,21 @@ class RateLimiter:
         limits: tuple[RateLimit, ...],
         *,
         otp_share: float = 0.2,
+        outage_failures: int = 5,
+        outage_cooldown: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._table = table
         self._limits = limits
         self._otp_share = otp_share
+        self._outage_failures = outage_failures
+        self._outage_cooldown = outage_cooldown
         self._clock = clock
         self._state: LimiterState | None = None  # the last state this process saw; refreshed by failed writes
         self.writes = 0  # DynamoDB requests made, for the benchmarks
+        # The batch's threads share this instance: one at a time, so they do not race each other's writes.
+        self._lock = threading.RLock()
         self.reads = 0
 
     # --- the rules -------------------------------------------------------------------------------
@@ -202,6 +223,10 @@ class RateLimiter:
     # --- what callers use ------------------------------------------------------------------------
     def acquire(self, lane: Lane, n: int = 1) -> Grant:
         """Take up to `n` calls' worth of capacity now. What is not granted should wait until `retry_at`."""
+        with self._lock:
+            return self._acquire(lane, n)
+
+    def _acquire(self, lane: Lane, n: int) -> Grant:
         if n <= 0:
             return Grant(0, self._clock())
         fresh = self._state is None
@@ -239,16 +264,55 @@ class RateLimiter:
             state = replace(state, send_waiting_until=until)
         return state
 
+    def _update(self, change: Callable[[LimiterState, float], LimiterState | None]) -> LimiterState | None:
+        """Apply `change` (None: nothing to write) with the usual conditional write; the stored state or None."""
+        with self._lock:
+            return self._update_locked(change)
+
+    def _update_locked(self, change: Callable[[LimiterState, float], LimiterState | None]) -> LimiterState | None:
+        state = self._state if self._state is not None else self._load()
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            new = change(state, self._clock())
+            if new is None or new == state:
+                return None
+            stored = self._write(state, new)
+            if stored is not None:
+                return stored
+            assert self._state is not None
+            state = self._state
+        return None
+
+    def provider_failed(self) -> float | None:
+        """A call certainly not sent (5xx, refused connection). Returns the cool-down's end when one starts."""
+
+        started: list[float] = []  # set by the attempt whose write lands
+
+        def change(state: LimiterState, now: float) -> LimiterState:
+            started.clear()
+            failures = state.failures_in_a_row + 1
+            if failures < self._outage_failures or state.blocked_until > now:
+                return replace(state, failures_in_a_row=failures)
+            # Each cool-down in a row lasts twice the one before, up to an hour.
+            cooldown = min(self._outage_cooldown * 2**state.cooldowns, 3600.0)
+            started.append(now + cooldown)
+            return replace(state, failures_in_a_row=0, cooldowns=state.cooldowns + 1, blocked_until=now + cooldown)
+
+        stored = self._update(change)
+        return started[0] if stored is not None and started else None
+
+    def provider_answered(self) -> None:
+        """A call the provider answered: the failures in a row (as this process last saw them) are over."""
+        state = self._state
+        if state is None or (state.failures_in_a_row == 0 and state.cooldowns == 0):
+            return  # the common case costs nothing
+        self._update(lambda s, _: replace(s, failures_in_a_row=0, cooldowns=0))
+
     def throttled(self, retry_after: float | None) -> None:
         """The provider refused a call for its rate: nobody calls again before `retry_after` seconds."""
         default = DEFAULT_BLOCK_SLICES * _width(self._limits[0])
-        wait = min(retry_after if retry_after is not None else default, self._limits[-1].seconds)
-        state = self._state if self._state is not None else self._load()
-        for _ in range(MAX_WRITE_ATTEMPTS):
-            until = self._clock() + max(wait, default)
-            if state.blocked_until >= until:
-                return
-            if self._write(state, replace(state, blocked_until=until)) is not None:
-                return
-            assert self._state is not None
-            state = self._state
+        wait = max(min(retry_after if retry_after is not None else default, self._limits[-1].seconds), default)
+
+        def change(state: LimiterState, now: float) -> LimiterState | None:
+            return None if state.blocked_until >= now + wait else replace(state, blocked_until=now + wait)
+
+        self._update(change)

@@ -3,7 +3,7 @@
 Each run, oldest work first and within a time budget that ends well before the Lambda timeout:
 1. balance: read it, emit it, open or close the gate against the floor;
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
-3. maybe-sent messages past their grace period: `failed` with `outcome_unknown` (README policy);
+3. maybe-sent messages past their grace period: `unknown` with `outcome_unknown` (README policy);
 4. delivery reports for `sent` messages that are due, several at a time, with the capacity the
    account-wide limiter leaves after sending: `delivered`, `failed`, still pending (looked at again
    later, with back-off), or `unknown` once the tracking window has passed.
@@ -162,10 +162,10 @@ class Poller:
             now = self._clock()
             if self._store.resolve_maybe_sent(item["request_id"], now=now, error_message=message):
                 summary.resolved_unknown_outcome += 1
-                summary.failed += 1
-                record = {**item, "status": "failed", "error_code": "outcome_unknown", "error_message": message}
+                summary.unknown += 1
+                record = {**item, "status": "unknown", "error_code": "outcome_unknown", "error_message": message}
                 summary.events.append(final_event({**record, "final_at": iso(now)}))
-                self._count_failure("outcome_unknown")
+                metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
 
     # --- 4. delivery reports ----------------------------------------------------------------
     def _poll_reports(self, credentials: Any, deadline: float, summary: PollSummary) -> None:

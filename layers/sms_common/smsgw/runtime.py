@@ -22,7 +22,10 @@ from smsgw.limiter import RateLimiter
 from smsgw.provider import Provider, make_provider
 from smsgw.store import MessageStore
 
-_AWS_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=32)
+# Short AWS timeouts, so three tries of a stuck call still end well inside the send function's 30 s.
+_AWS_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32
+)
 
 
 @functools.cache
@@ -61,7 +64,13 @@ def status_events() -> StatusEvents:
 def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
     settings = get_settings()
     return RateLimiter(
-        client("dynamodb"), settings.control_table, settings.rate_limits, otp_share=settings.otp_share, clock=clock
+        client("dynamodb"),
+        settings.control_table,
+        settings.rate_limits,
+        otp_share=settings.otp_share,
+        outage_failures=settings.outage_failures,
+        outage_cooldown=settings.outage_cooldown_seconds,
+        clock=clock,
     )
 
 

@@ -13,7 +13,7 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -31,9 +31,11 @@ from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
-from smsgw.store import IN_FLIGHT, MessageStore, iso
+from smsgw.store import HELD, IN_FLIGHT, RELEASED, Claim, MessageStore, iso
 
 Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
+# Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
+SETUP_ERRORS = frozenset({"authentication_failed", "ip_not_allowed", "credentials_unavailable", "missing_sender_id"})
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
 LEASE_MARGIN_SECONDS = 5.0
 
@@ -61,7 +63,11 @@ class RecordResult:
     parts: int = 0
     cost: float = 0.0
     event: dict[str, Any] | None = None  # the status event, when the record reached a final state
-    retry_after: float | None = None  # deferred: seconds the provider asked us to wait, when it said
+    # deferred: when to come back, and whether the provider throttled it (then `retry_after` is its word)
+    retry_at: float | None = None
+    throttled: bool = False
+    retry_after: float | None = None
+    provider_reached: bool | None = None  # None: no provider call; False: not sent or no answer (an outage sign)
 
 
 @dataclass(frozen=True)
@@ -128,36 +134,54 @@ class Sender:
         request, body, sqs_message_id = inbound.request, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
-        claim = self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
-        if claim.token is None:
-            return self._duplicate(request, claim.existing or {}, log)
-        token = claim.token
         if not gate_open:
-            return self._hold(request, token, body, "balance_low", "the account balance is below the floor", log,
-                              attempted=False)  # fmt: skip
+            claim = self._claim(request, lease_until, sqs_message_id)
+            if claim.token is None:
+                return self._duplicate(request, claim.existing or {}, log)
+            return self._hold(request, claim.token, body, "balance_low", "the account balance is below the floor",
+                              log, attempted=False)  # fmt: skip
 
+        # The record is claimed only once the message can go: credentials in hand, a sender ID known.
         try:
             credentials = self._credentials.get()  # every failure comes as CredentialsError
         except CredentialsError as exc:
-            return self._release(request, token, "credentials_unavailable", str(exc), log)
+            return self._not_ready(request, "credentials_unavailable", str(exc), log)
         outbound = self._outbound(request, credentials)
         if outbound is None:
-            return self._release(
-                request,
-                token,
-                "missing_sender_id",
-                "no sender_id in the message and none in the credentials secret",
-                log,
+            return self._not_ready(
+                request, "missing_sender_id", "no sender_id in the message and none in the credentials secret", log
             )
+        claim = self._claim(request, lease_until, sqs_message_id)
+        if claim.token is None:
+            return self._duplicate(request, claim.existing or {}, log)
+        token = claim.token
 
         result = self._provider.send(outbound, credentials)
         if result.auth_failed:
             result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             self._gate.close("the provider answered insufficient balance", now=self._clock())
-            return self._hold(request, token, body, "insufficient_balance", result.error_message or "", log,
+            held = self._hold(request, token, body, "insufficient_balance", result.error_message or "", log,
                               attempted=True)  # fmt: skip
-        return self._settle(request, token, result, log)
+            return replace(held, provider_reached=True)
+        return self._settle(request, token, claim.attempts, result, log)
+
+    def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
+        return self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
+
+    def _not_ready(self, request: SmsRequest, error_code: str, error_message: str, log: dict[str, Any]) -> RecordResult:
+        """Nothing can be sent until an operator fixes the setup: SQS redelivers, then keeps it in the DLQ.
+
+        No record is claimed; one that already exists and is settled makes this a plain duplicate.
+        """
+        existing = self._store.get(request.request_id)
+        if existing is not None and not (
+            existing.get("status") == "sending" and existing.get("attempt_state") in (RELEASED, HELD)
+        ):
+            return self._duplicate(request, existing, log)
+        logger.error("sms cannot be sent yet; will retry", extra={**log, "error_code": error_code,
+                                                                  "error": error_message})  # fmt: skip
+        return RecordResult(request.request_id, "retry", error_code)
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
         sender_id = request.sender_id or credentials.sender_id
@@ -190,7 +214,18 @@ class Sender:
         retry = self._outbound(request, fresh) or outbound
         return self._provider.send(retry, fresh)
 
-    def _settle(self, request: SmsRequest, token: str, result: SendResult, log: dict[str, Any]) -> RecordResult:
+    def _settle(
+        self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
+    ) -> RecordResult:
+        reached = self._settle_outcome(request, token, attempts, result, log)
+        failed_call = result.outcome is Outcome.MAYBE_SENT or (
+            result.outcome is Outcome.NOT_SENT and result.error_code not in SETUP_ERRORS
+        )
+        return replace(reached, provider_reached=not failed_call)
+
+    def _settle_outcome(
+        self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
+    ) -> RecordResult:
         now = self._clock()
         rid = request.request_id
         parts = request.segmentation.parts
@@ -226,11 +261,24 @@ class Sender:
             self._mark_maybe_sent(rid, token, error_message)
             logger.error("provider outcome unknown; not resending", extra={**log, "error_code": error_code})
             return RecordResult(rid, "maybe_sent", error_code)
-        released = self._release(request, token, error_code, error_message, log)
         if result.outcome is Outcome.THROTTLED:
             # Not a failure: the message waits for capacity outside the function (process_batch defers it).
-            return RecordResult(rid, "deferred", error_code, retry_after=result.retry_after)
-        return released
+            self._release(request, token, error_code, error_message, log)
+            return RecordResult(rid, "deferred", error_code, retry_at=now + (result.retry_after or 0),
+                                throttled=True, retry_after=result.retry_after)  # fmt: skip
+        if error_code in SETUP_ERRORS:  # ours to fix (a key, the allow-list): SQS retries, then the DLQ keeps it
+            return self._release(request, token, error_code, error_message, log)
+        if attempts >= self._settings.max_send_attempts:
+            message = f"not sent after {attempts} attempts; the last answer: {error_code}: {error_message}"
+            self._store.mark_failed(rid, token, now=now, error_code="retries_exhausted", error_message=message,
+                                    provider_status=result.provider_status)  # fmt: skip
+            logger.error("sms not sent after every attempt", extra={**log, "error_code": error_code})
+            return RecordResult(rid, "failed", "retries_exhausted",
+                                event=self._failed_event(request, "retries_exhausted", message, now))  # fmt: skip
+        # Certainly not sent: try again later, with exponential back-off (the deferral adds jitter).
+        self._release(request, token, error_code, error_message, log)
+        backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
+        return RecordResult(rid, "deferred", error_code, retry_at=now + backoff)
 
     def _mark_maybe_sent(self, request_id: str, token: str, error_message: str) -> None:
         now = self._clock()
@@ -383,6 +431,19 @@ def _defer(item: Inbound, retry_at: float, deferrals: int) -> RecordResult:
     return RecordResult(request.request_id, "deferred", "rate_limited")
 
 
+def _learn(limiter: RateLimiter, result: RecordResult) -> None:
+    """Tell the account-wide limiter what the provider said: throttled, answered, or failing (an outage?)."""
+    if result.throttled:  # trust its word over our own count
+        limiter.throttled(result.retry_after)
+    if result.provider_reached is True:
+        limiter.provider_answered()
+    elif result.provider_reached is False:
+        ends = limiter.provider_failed()
+        if ends is not None:
+            logger.error("the provider keeps failing; every caller pauses", extra={"until": iso(ends)})
+            metrics.add_metric(name="ProviderCooldowns", unit=MetricUnit.Count, value=1)
+
+
 def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
     sender, executor, limiter = get_sender(), get_executor(), runtime.limiter()
@@ -400,9 +461,10 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
         if item.sqs_message_id in waiting:
             return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id])
         result = sender.handle(item, lease_until, gate_open=gate_open)
-        if result.disposition == "deferred":  # the provider throttled it: trust its word over ours
-            limiter.throttled(result.retry_after)
-            return _defer(item, time.time() + (result.retry_after or 0), deferrals[item.sqs_message_id])
+        _learn(limiter, result)
+        if result.disposition == "deferred":
+            retry_at = result.retry_at if result.retry_at is not None else time.time()
+            return replace(_defer(item, retry_at, deferrals[item.sqs_message_id]), error_code=result.error_code)
         return result
 
     async def handle(record: SQSRecord) -> str:

@@ -58,6 +58,7 @@ class Claim:
 
     token: str | None
     existing: dict[str, Any] | None = None
+    attempts: int = 0  # provider attempts this claim makes it, this one included
 
 
 class MessageStore:
@@ -68,23 +69,24 @@ class MessageStore:
 
     def _conditional_update(
         self, key: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
-    ) -> dict[str, Any] | None:
-        """Run one conditional UpdateItem; on a failed condition return the item as it is (or None)."""
+    ) -> tuple[bool, dict[str, Any]]:
+        """Run one conditional UpdateItem: (True, the attributes it set) or (False, the item as it is)."""
         try:
-            self._client.update_item(
+            response = self._client.update_item(
                 TableName=self._table,
                 Key={"request_id": {"S": key}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#status": "status", **(names or {})},
                 ExpressionAttributeValues=_values(values),
+                ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            return _from_dynamo(exc.response.get("Item") or {})
-        return None
+            return False, _from_dynamo(exc.response.get("Item") or {})
+        return True, _from_dynamo(response.get("Attributes") or {})
 
     def claim(self, request: SmsRequest, *, now: float, lease_until: float, sqs_message_id: str) -> Claim:
         token = uuid.uuid4().hex
@@ -131,14 +133,16 @@ class MessageStore:
             if value is not None:
                 sets.append(f"{name} = :{name}")
                 values[f":{name}"] = value
-        existing = self._conditional_update(
+        claimed, item = self._conditional_update(
             request.request_id,
             "SET " + ", ".join(sets) + f" ADD attempts :one REMOVE {WORK}, {DUE}, payload",
             "attribute_not_exists(request_id) OR (#status = :sending AND attempt_state IN (:released, :held))",
             values,
             {"#type": "type"},
         )
-        return Claim(token=None, existing=existing) if existing is not None else Claim(token=token)
+        if not claimed:
+            return Claim(token=None, existing=item)
+        return Claim(token=token, attempts=int(item.get("attempts", 1)))
 
     def record_invalid(
         self, request_id: str, error_code: str, error_message: str, *, now: float, sqs_message_id: str
@@ -187,7 +191,7 @@ class MessageStore:
             update += " ADD " + ", ".join(f"{name} :add_{name}" for name in add)
         if remove:
             update += " REMOVE " + ", ".join(remove)
-        return self._conditional_update(request_id, update, condition, values) is None
+        return self._conditional_update(request_id, update, condition, values)[0]
 
     def _finish_attempt(
         self,
@@ -353,12 +357,12 @@ class MessageStore:
             update += ", provider_status = :ps"
             values[":ps"] = provider_status
         update += " ADD report_checks :one"
-        return self._conditional_update(request_id, update, "#status = :sent", values) is None
+        return self._conditional_update(request_id, update, "#status = :sent", values)[0]
 
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
-        """A maybe-sent record past its grace period: `failed` with `outcome_unknown` (README policy)."""
+        """A maybe-sent record past its grace period: `unknown` with `outcome_unknown` (README policy)."""
         sets = {
-            "status": "failed",
+            "status": "unknown",
             "attempt_state": DONE,
             "error_code": "outcome_unknown",
             "error_message": error_message,
