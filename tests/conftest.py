@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,10 @@ def load_template() -> dict[str, Any]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
+    """An event from events/, stamped as just published (as `make invoke` does)."""
+    from devstack.invoke import stamp_now
+
+    return stamp_now(json.loads((EVENTS / name).read_text()))
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +153,6 @@ class Stack:
 
     def deferred(self, queue_url: str | None = None) -> list[Deferred]:
         """Messages waiting in a queue with a delay (waiting for capacity), without receiving them."""
-        import time
 
         queue = self._moto_queue(queue_url or self.send_queue_url)
         now_ms = time.time() * 1000
@@ -284,7 +287,7 @@ def sqs_event(*bodies: str, start: int = 1) -> dict[str, Any]:
                 "body": body,
                 "attributes": {
                     "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1764000000000",
+                    "SentTimestamp": str(int(time.time() * 1000)),
                     "SenderId": "AIDAEXAMPLE",
                     "ApproximateFirstReceiveTimestamp": "1764000000000",
                 },

@@ -147,6 +147,18 @@ def invoke_with_sam(function: str, event_path: Path, stack: local.LocalStack) ->
     return subprocess.run(command, check=False).returncode  # noqa: S603
 
 
+def stamp_now(event: dict[str, Any]) -> dict[str, Any]:
+    """The event as SQS would deliver it now: messages just published (their maximum age counts from here)."""
+    now = str(int(time.time() * 1000))
+    for record in event.get("Records", []):
+        attributes = record.get("attributes")
+        if isinstance(attributes, dict):
+            attributes.update(
+                {k: now for k in ("SentTimestamp", "ApproximateFirstReceiveTimestamp") if k in attributes}
+            )
+    return event
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make invoke", description="Invoke a built function against the local stack")
     parser.add_argument("function", help="send_sms or poll_status")
@@ -155,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulator", action="store_true", help="use the emulator even where Docker runs")
     parser.add_argument("--output", type=Path, help="also write the handler's response to this file")
     args = parser.parse_args(argv)
-    event = json.loads(args.event.read_text())
+    event = stamp_now(json.loads(args.event.read_text()))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ[name] = "local"
     stack = local.start(args.dialect)
     try:
         if has_container_runtime() and not args.emulator:
-            return invoke_with_sam(args.function, args.event, stack)
+            stamped = ROOT / ".aws-sam" / f"local-invoke-{args.event.name}"
+            stamped.write_text(json.dumps(event, ensure_ascii=False))
+            return invoke_with_sam(args.function, stamped, stack)
         timeout = float(load_template()["Resources"][logical_id(args.function, load_template())]["Properties"].get(
             "Timeout", load_template()["Globals"]["Function"]["Timeout"]))  # fmt: skip
         result = invoke_with_emulator(args.function, event, stack, timeout)

@@ -257,7 +257,10 @@ def test_the_balance_gate_holds_messages_without_losing_any(
     assert (summary.gate_open, summary.republished) == (True, 5)
     assert configured.gate()["open"] is True
     queued = configured.queued_bodies()
-    assert sorted(queued) == sorted(bodies)
+    # The same requests, with their deadline written in (publishing again must not restart their maximum age).
+    assert sorted(json.loads(q)["request_id"] for q in queued) == [f"r-{i}" for i in range(5)]
+    assert all({**json.loads(q), "valid_until": None} == {**json.loads(b), "valid_until": None}
+               for q, b in zip(sorted(queued), sorted(bodies), strict=True))  # fmt: skip
 
     runtime.gate()._override = None  # the send function's cached view of the gate expires
     assert send(send_handler, *queued) == []

@@ -254,6 +254,48 @@ def test_without_capacity_messages_wait_outside_the_function_otps_first(
     assert configured.record("bulk-2") is None
 
 
+def test_a_message_past_its_valid_until_is_never_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    past = body("late-1", valid_until="2020-01-01T10:00:00+06:00")
+    fresh = body("fresh-1", phone="01812345678", valid_until="2099-01-01 10:00:00")
+    assert invoke(send_handler, past, fresh) == []
+    record = configured.record("late-1")
+    assert record is not None
+    assert (record["status"], record["error_code"], record["attempts"]) == ("failed", "expired", 0)
+    assert configured.record("fresh-1")["status"] == "sent"  # type: ignore[index]
+    assert [sms.phone for sms in simulator.state.sent.values()] == ["8801812345678"]
+    (event,) = configured.status_events()
+    assert (event["detail"]["request_id"], event["detail"]["error_code"]) == ("late-1", "expired")
+
+
+def test_a_message_older_than_the_maximum_age_is_never_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAX_MESSAGE_AGE_SECONDS", "3600")
+    sending.reset()
+    event = sqs_event(body("old-1"), body("new-1", phone="01812345678"))
+    event["Records"][0]["attributes"]["SentTimestamp"] = str(int((time.time() - 3601) * 1000))
+    assert send_handler(event, FakeContext())["batchItemFailures"] == []
+    assert configured.record("old-1")["error_code"] == "expired"  # type: ignore[index]
+    assert configured.record("new-1")["status"] == "sent"  # type: ignore[index]
+
+
+def test_a_waiting_copy_keeps_its_deadline_and_expires_rather_than_come_back_late(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "2/3600")  # one send an hour after the balance call
+    sending.reset()
+    soon = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 600))
+    later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 86400))
+    first, urgent, patient = body("a-1"), body("a-2", valid_until=soon), body("a-3", valid_until=later)
+    assert invoke(send_handler, first, urgent, patient) == []
+    # a-2 would wait past its valid_until: it ends now instead of being sent late.
+    assert configured.record("a-2")["error_code"] == "expired"  # type: ignore[index]
+    (copy,) = configured.deferred()
+    assert (copy.body["request_id"], copy.body["valid_until"]) == ("a-3", later)
+
+
 def test_a_deferred_copy_published_twice_is_sent_once(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:

@@ -55,6 +55,13 @@ def test_schedule_time_iso_with_offset(value: str, utc: datetime) -> None:
     assert parse_request(body(schedule_time=value), default_request_id="x").schedule_time == utc
 
 
+def test_valid_until_is_read_like_schedule_time() -> None:
+    request = parse_request(body(valid_until="2026-12-01 09:35:00"), default_request_id="x")
+    assert request.valid_until == datetime(2026, 12, 1, 3, 35, tzinfo=UTC)
+    with pytest.raises(InvalidRequest, match="valid_until must be"):
+        parse_request(body(valid_until="soon"), default_request_id="x")
+
+
 def test_message_text_is_never_in_the_repr() -> None:
     request = parse_request(body(message="secret code 991"), default_request_id="x")
     assert "991" not in repr(request)

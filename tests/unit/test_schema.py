@@ -20,6 +20,8 @@ VALID = [
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01 09:30:00"},
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T09:30:00+06:00"},
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T03:30:00Z"},
+    {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01T09:35:00+06:00", "priority": "high"},
+    {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01 09:35:00"},
 ]  # fmt: skip
 
 STRUCTURALLY_INVALID = [
@@ -36,6 +38,8 @@ STRUCTURALLY_INVALID = [
     {"phone": "01712345678", "message": "hi", "type": "marketing"},
     {"phone": "01712345678", "message": "hi", "schedule_time": "tomorrow"},
     {"phone": "01712345678", "message": "hi", "schedule_time": "2026-12-01T09:30:00"},
+    {"phone": "01712345678", "message": "hi", "valid_until": "in five minutes"},
+    {"phone": "01712345678", "message": "hi", "valid_until": "2026-12-01T09:30:00"},
     {"phone": "01712345678", "message": "hi", "metadata": {"n": 1}},
     {"phone": "01712345678", "message": "hi", "sender_id": "A" * 21},
     {"phone": "01712345678", "message": "hi", "phones": ["01712345678"]},

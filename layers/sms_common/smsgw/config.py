@@ -64,6 +64,7 @@ class Settings:
     max_defer_seconds: int = 900  # SQS's longest delay; a longer wait is several hops
     # Retries per outcome class: not-sent answers come back with back-off, then fail; an outage pauses everyone.
     max_send_attempts: int = 5
+    max_message_age_seconds: int = 86400  # a message without valid_until is not sent later than this; 0: no limit
     retry_base_seconds: float = 10.0
     outage_failures: int = 5  # not-sent failures in a row (all instances) that start a cool-down
     outage_cooldown_seconds: float = 60.0  # the first cool-down; each further one in a row doubles
@@ -173,6 +174,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         priority_queue_url=env.get("PRIORITY_QUEUE_URL", "").strip() or None,
         max_defer_seconds=_integer(env, "MAX_DEFER_SECONDS", 900, minimum=1, maximum=900),
         max_send_attempts=_integer(env, "MAX_SEND_ATTEMPTS", 5, minimum=1, maximum=50),
+        max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 86400, minimum=0, maximum=14 * 86400),
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0, minimum=0.01, maximum=900),
         outage_failures=_integer(env, "OUTAGE_FAILURES", 5, minimum=1, maximum=1000),
         outage_cooldown_seconds=_number(env, "OUTAGE_COOLDOWN_SECONDS", 60.0, minimum=0.01, maximum=3600),

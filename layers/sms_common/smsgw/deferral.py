@@ -19,6 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from smsgw.message import Priority
@@ -27,12 +28,18 @@ DEFERRALS_ATTRIBUTE = "deferrals"  # SQS message attribute: how often this messa
 MAX_SPREAD_DOUBLINGS = 6
 
 
-def pin_request_id(body: str, request_id: str) -> str:
-    """The body with its request_id written in, so a copy is the same request (a valid JSON object body)."""
+def pin_request_id(body: str, request_id: str, valid_until: float | None = None) -> str:
+    """The body with its request_id (and deadline) written in, so a copy is the same request.
+
+    A copy is a new SQS message: without these it would get a new id and a new publishing time.
+    """
     data = json.loads(body)
-    if data.get("request_id") == request_id:
+    pins: dict[str, str] = {"request_id": request_id}
+    if valid_until is not None:
+        pins["valid_until"] = datetime.fromtimestamp(valid_until, UTC).isoformat(timespec="seconds")
+    if all(data.get(name) == value for name, value in pins.items()):
         return body
-    data["request_id"] = request_id
+    data.update(pins)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -69,12 +76,20 @@ class Deferrer:
         wait = max(retry_at - self._clock(), 0.0) + self._rng.uniform(0, span)
         return min(self._max_delay, max(1, math.ceil(wait)))
 
-    def defer(self, body: str, request_id: str, priority: Priority, retry_at: float, deferrals: int) -> int:
+    def defer(
+        self,
+        body: str,
+        request_id: str,
+        priority: Priority,
+        retry_at: float,
+        deferrals: int,
+        valid_until: float | None = None,
+    ) -> int:
         """Publish the message again to its queue with a delay. Returns the delay in seconds."""
         delay = self.delay(retry_at, deferrals, priority)
         self._sqs.send_message(
             QueueUrl=self._queues[priority],
-            MessageBody=pin_request_id(body, request_id),
+            MessageBody=pin_request_id(body, request_id, valid_until),
             DelaySeconds=delay,
             MessageAttributes={DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}},
         )

@@ -23,7 +23,18 @@ REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SENDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9 ._&-]{1,20}$")
 MAX_METADATA_BYTES = 2048
 FIELDS = frozenset(
-    {"phone", "message", "request_id", "sender_id", "priority", "schedule_time", "type", "campaign_id", "metadata"}
+    {
+        "phone",
+        "message",
+        "request_id",
+        "sender_id",
+        "priority",
+        "schedule_time",
+        "valid_until",
+        "type",
+        "campaign_id",
+        "metadata",
+    }
 )
 
 
@@ -46,6 +57,7 @@ class SmsRequest:
     sender_id: str | None = None
     priority: Priority = "normal"
     schedule_time: datetime | None = None  # timezone-aware
+    valid_until: datetime | None = None  # timezone-aware: not sent after this
     type: MessageType = "transactional"
     campaign_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -68,10 +80,10 @@ def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...], request_i
     return str(value)
 
 
-def parse_schedule_time(value: object) -> datetime:
+def parse_schedule_time(value: object, name: str = "schedule_time") -> datetime:
     """`YYYY-MM-DD HH:MM:SS` in Asia/Dhaka, or ISO 8601 with an offset; returned timezone-aware."""
     if not isinstance(value, str):
-        raise ValueError("schedule_time must be a string")
+        raise ValueError(f"{name} must be a string")
     text = value.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", text):
@@ -81,7 +93,7 @@ def parse_schedule_time(value: object) -> datetime:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise ValueError(
-            "schedule_time must be 'YYYY-MM-DD HH:MM:SS' (Asia/Dhaka) or ISO 8601 with an offset, "
+            f"{name} must be 'YYYY-MM-DD HH:MM:SS' (Asia/Dhaka) or ISO 8601 with an offset, "
             "e.g. 2025-01-20T10:00:00+06:00"
         )
     return parsed
@@ -143,12 +155,13 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
     if sender_id is not None and not SENDER_ID_PATTERN.fullmatch(sender_id):
         raise InvalidRequest("invalid_sender_id", "sender_id must be 1-20 letters, digits or spaces", request_id)
 
-    schedule_time = None
-    if data.get("schedule_time") is not None:
-        try:
-            schedule_time = parse_schedule_time(data["schedule_time"])
-        except ValueError as exc:
-            raise InvalidRequest("invalid_request", str(exc), request_id) from None
+    times: dict[str, datetime | None] = {"schedule_time": None, "valid_until": None}
+    for name in times:
+        if data.get(name) is not None:
+            try:
+                times[name] = parse_schedule_time(data[name], name)
+            except ValueError as exc:
+                raise InvalidRequest("invalid_request", str(exc), request_id) from None
 
     return SmsRequest(
         request_id=request_id,
@@ -157,7 +170,8 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
         segmentation=segmentation,
         sender_id=sender_id,
         priority=_choice(data, "priority", ("normal", "high"), request_id),  # type: ignore[arg-type]
-        schedule_time=schedule_time,
+        schedule_time=times["schedule_time"],
+        valid_until=times["valid_until"],
         type=_choice(data, "type", ("transactional", "promotional"), request_id),  # type: ignore[arg-type]
         campaign_id=_optional_str(data, "campaign_id", request_id),
         metadata=_metadata(data, request_id),

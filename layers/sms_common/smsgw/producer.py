@@ -94,7 +94,7 @@ def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidMessage(["--json must be a JSON object"])
         return loaded
     message: dict[str, Any] = {"phone": args.phone, "message": args.message}
-    for name in ("request_id", "sender_id", "priority", "schedule_time", "type", "campaign_id"):
+    for name in ("request_id", "sender_id", "priority", "schedule_time", "valid_until", "type", "campaign_id"):
         if getattr(args, name) is not None:
             message[name] = getattr(args, name)
     if args.metadata:
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sender-id", dest="sender_id")
     parser.add_argument("--priority", choices=["normal", "high"])
     parser.add_argument("--schedule-time", dest="schedule_time")
+    parser.add_argument(
+        "--valid-until", dest="valid_until", help="not sent after this time (ISO 8601, or YYYY-MM-DD HH:MM:SS Dhaka)"
+    )
     parser.add_argument("--type", choices=["transactional", "promotional"])
     parser.add_argument("--campaign-id", dest="campaign_id")
     parser.add_argument("--metadata", action="append", metavar="KEY=VALUE")

@@ -25,7 +25,7 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
-from smsgw.deferral import deferrals_of
+from smsgw.deferral import deferrals_of, pin_request_id
 from smsgw.events import final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
@@ -78,13 +78,30 @@ class Inbound:
     sqs_message_id: str
     request: SmsRequest | None = None
     invalid: InvalidRequest | None = None
+    published_at: float | None = None  # SQS SentTimestamp: when the producer (or a deferral) published it
 
     @classmethod
-    def parse(cls, body: str, sqs_message_id: str) -> Inbound:
+    def parse(cls, body: str, sqs_message_id: str, published_at: float | None = None) -> Inbound:
         try:
-            return cls(body, sqs_message_id, request=parse_request(body, default_request_id=sqs_message_id))
+            request = parse_request(body, default_request_id=sqs_message_id)
+            return cls(body, sqs_message_id, request=request, published_at=published_at)
         except InvalidRequest as exc:
-            return cls(body, sqs_message_id, invalid=exc)
+            return cls(body, sqs_message_id, invalid=exc, published_at=published_at)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Inbound:
+        sent = str(record.get("attributes", {}).get("SentTimestamp", ""))
+        return cls.parse(record["body"], record["messageId"], int(sent) / 1000 if sent.isdigit() else None)
+
+    def deadline(self, max_age: int) -> float | None:
+        """The moment after which this message must not be sent: valid_until, or the default maximum age."""
+        assert self.request is not None
+        limits = []
+        if self.request.valid_until is not None:
+            limits.append(self.request.valid_until.timestamp())
+        if max_age and self.published_at is not None:
+            limits.append(self.published_at + max_age)
+        return min(limits) if limits else None
 
     @property
     def request_id(self) -> str:
@@ -134,11 +151,15 @@ class Sender:
         request, body, sqs_message_id = inbound.request, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+        deadline = inbound.deadline(self._settings.max_message_age_seconds)
+        if deadline is not None and self._clock() >= deadline:
+            return self.expire(inbound, lease_until)
         if not gate_open:
             claim = self._claim(request, lease_until, sqs_message_id)
             if claim.token is None:
                 return self._duplicate(request, claim.existing or {}, log)
-            return self._hold(request, claim.token, body, "balance_low", "the account balance is below the floor",
+            parked = pin_request_id(body, request.request_id, deadline)  # keeps its identity and deadline
+            return self._hold(request, claim.token, parked, "balance_low", "the account balance is below the floor",
                               log, attempted=False)  # fmt: skip
 
         # The record is claimed only once the message can go: credentials in hand, a sender ID known.
@@ -161,10 +182,27 @@ class Sender:
             result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             self._gate.close("the provider answered insufficient balance", now=self._clock())
-            held = self._hold(request, token, body, "insufficient_balance", result.error_message or "", log,
+            parked = pin_request_id(body, request.request_id, deadline)
+            held = self._hold(request, token, parked, "insufficient_balance", result.error_message or "", log,
                               attempted=True)  # fmt: skip
             return replace(held, provider_reached=True)
         return self._settle(request, token, claim.attempts, result, log)
+
+    def expire(self, inbound: Inbound, lease_until: float) -> RecordResult:
+        """Past its valid_until (or the maximum age), or would be before capacity comes: `failed` / `expired`."""
+        assert inbound.request is not None
+        request = inbound.request
+        log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+        claim = self._claim(request, lease_until, inbound.sqs_message_id)
+        if claim.token is None:
+            return self._duplicate(request, claim.existing or {}, log)
+        now = self._clock()
+        message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
+        self._store.mark_failed(request.request_id, claim.token, now=now, error_code="expired", error_message=message,
+                                provider_status=None, attempted=False)  # fmt: skip
+        logger.warning("sms expired before it could be sent", extra=log)
+        return RecordResult(request.request_id, "failed", "expired",
+                            event=self._failed_event(request, "expired", message, now))  # fmt: skip
 
     def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
         return self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
@@ -403,14 +441,16 @@ def _emit_metrics(result: RecordResult) -> None:
             metric.add_dimension(name="error_code", value=result.error_code)
 
 
-def admit(inbound: list[Inbound], limiter: RateLimiter) -> dict[str, float]:
+def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, float]:
     """Take capacity for the records that will call the provider, OTPs first.
 
     Returns the records that got none (SQS message id -> when capacity is expected); the rest may call.
+    Invalid and expired records make no call and take nothing.
     """
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
     for item in inbound:
-        if item.request is not None:
+        deadline = item.deadline(max_age) if item.request is not None else None
+        if item.request is not None and (deadline is None or now < deadline):
             lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
     waiting: dict[str, float] = {}
     for lane, items in lanes.items():
@@ -420,10 +460,13 @@ def admit(inbound: list[Inbound], limiter: RateLimiter) -> dict[str, float]:
     return waiting
 
 
-def _defer(item: Inbound, retry_at: float, deferrals: int) -> RecordResult:
+def _defer(item: Inbound, retry_at: float, deferrals: int, lease_until: float) -> RecordResult:
     assert item.request is not None
     request = item.request
-    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, retry_at, deferrals)
+    deadline = item.deadline(runtime.settings().max_message_age_seconds)
+    if deadline is not None and retry_at >= deadline:  # it would come back too late: never sent late
+        return get_sender().expire(item, lease_until)
+    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, retry_at, deferrals, deadline)
     logger.info(
         "no capacity now; the message waits in its queue",
         extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": deferrals + 1},
@@ -451,20 +494,23 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
     final_events: list[dict[str, Any]] = []
-    inbound = {r["messageId"]: Inbound.parse(r["body"], r["messageId"]) for r in event.get("Records", [])}
+    inbound = {r["messageId"]: Inbound.from_record(r) for r in event.get("Records", [])}
     deferrals = {r["messageId"]: deferrals_of(r.get("messageAttributes")) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
-    waiting = admit([item for m, item in inbound.items() if m in first], limiter) if gate_open else {}
+    candidates = [item for m, item in inbound.items() if m in first]
+    max_age = runtime.settings().max_message_age_seconds
+    waiting = admit(candidates, limiter, max_age, time.time()) if gate_open else {}
 
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in waiting:
-            return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id])
+            return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id], lease_until)
         result = sender.handle(item, lease_until, gate_open=gate_open)
         _learn(limiter, result)
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
-            return replace(_defer(item, retry_at, deferrals[item.sqs_message_id]), error_code=result.error_code)
+            deferred = _defer(item, retry_at, deferrals[item.sqs_message_id], lease_until)
+            return deferred if deferred.disposition != "deferred" else replace(deferred, error_code=result.error_code)
         return result
 
     async def handle(record: SQSRecord) -> str:

@@ -247,7 +247,9 @@ class MessageStore:
         error_code: str,
         error_message: str,
         provider_status: str | None,
+        attempted: bool = True,
     ) -> bool:
+        """`failed`. `attempted` is False when the provider was not called (the claim's count is undone)."""
         sets: dict[str, Any] = {
             "status": "failed",
             "attempt_state": DONE,
@@ -258,7 +260,9 @@ class MessageStore:
         }
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(request_id, token, sets, remove=(WORK, DUE))
+        return self._finish_attempt(
+            request_id, token, sets, remove=(WORK, DUE), add=None if attempted else {"attempts": -1}
+        )
 
     def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
         """The attempt certainly did not reach the provider: let the next delivery of the message claim it."""
