@@ -80,6 +80,11 @@ deploy: build ## sam deploy (guided the first time, then from samconfig.toml)
 bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets
 	$(BIN)/python -m devstack.bench
 
+.PHONY: redrive
+redrive: $(BIN)/.installed ## Dead letters back to their queues: make redrive STACK=sms-gateway [ARGS=--dry-run]
+	@test -n "$(STACK)" || { echo 'usage: make redrive STACK=<stack name> [ARGS="--dry-run --limit 10"]'; exit 2; }
+	$(BIN)/sms-redrive --stack-name $(STACK) $(ARGS)
+
 .PHONY: simulator
 simulator: $(BIN)/.installed ## Run the MiM SMS simulator on 127.0.0.1:8900
 	$(BIN)/python -m mimsms_simulator --port 8900

@@ -174,9 +174,10 @@ class Stack:
         sending.reset()  # the process's cached copy of the item goes too
 
     def end_delays(self, queue_url: str | None = None) -> None:
-        """Let time pass for the queue's delayed messages: they are visible now (no test waits for them)."""
+        """Let time pass for the queue's delayed or hidden messages: they are visible now (no test waits)."""
         for message in self._moto_queue(queue_url or self.send_queue_url)._messages:
             message.delayed_until = 0.0
+            message.visible_at = 0.0
 
     def sqs_event_from_queue(self, queue_url: str | None = None) -> dict[str, Any]:
         """Receive up to 10 messages as Lambda's poller would, attributes included, and delete them."""
