@@ -80,6 +80,10 @@ deploy: build ## sam deploy (guided the first time, then from samconfig.toml)
 bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets
 	$(BIN)/python -m devstack.bench
 
+.PHONY: soak
+soak: $(BIN)/.installed ## A campaign with OTPs at MiM's limits, faults, 4 consumer processes; make soak ARGS="--count 2000"
+	$(BIN)/python -m devstack.soak $(ARGS)
+
 .PHONY: redrive
 redrive: $(BIN)/.installed ## Dead letters back to their queues: make redrive STACK=sms-gateway [ARGS=--dry-run]
 	@test -n "$(STACK)" || { echo 'usage: make redrive STACK=<stack name> [ARGS="--dry-run --limit 10"]'; exit 2; }

@@ -161,3 +161,13 @@ def test_make_invoke_runs_the_built_artifact(
     else:
         assert response["balance"] == 1000.0
         assert response["gate_open"] is True
+
+
+def test_make_soak_holds_the_limits_with_several_consumer_processes() -> None:
+    result = run_module("devstack.soak", "--count", "150", "--consumers", "3", timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "RESULT: no duplicate, no loss, no dead letter, no rate refusal" in out
+    assert "refused for the rate limit 0" in out
+    (otp,) = [line.split() for line in out.splitlines() if line.startswith("OTP ")]
+    assert (otp[1], otp[5], otp[6]) == ("15", "0", "0")  # 15 OTPs, none unsettled, none sent twice

@@ -14,9 +14,10 @@ the request's arrival. The price: at most `SLICES / (SLICES + 2)` of the limit (
 Lanes share the capacity in order of need:
 - CONTROL (balance checks) may use all of it: they always get their call;
 - OTP (priority "high") all but the control call;
-- BULK (other sends) and REPORT (delivery-report look-ups) also leave a share of each window to OTPs
-  while an OTP waits (`otp_share`, refused OTPs mark the wait); REPORT takes only what sending leaves:
-  nothing while a send is waiting for capacity.
+- BULK (other sends) and REPORT (delivery-report look-ups) leave OTPs a share (`otp_share`) of every
+  window: always in the longer windows (what a campaign takes from an hour stays taken for the hour),
+  and in the shortest one while an OTP waits (refused OTPs mark the wait). REPORT takes only what
+  sending leaves: nothing while a send is waiting for capacity.
 The provider's own word wins: a throttled answer blocks every lane until its Retry-After.
 
 Outage cool-down: not-sent failures in a row (5xx, refused connections), counted across instances,
@@ -146,7 +147,11 @@ class RateLimiter:
             return limit.count
         if lane is Lane.OTP:
             return limit.count - control
-        otp = math.ceil(limit.count * self._otp_share) if state.otp_waiting_until > now else 0
+        # Capacity a campaign takes from a long window stays taken for that whole window: an hour's limit
+        # spent by bulk would keep OTPs waiting for up to an hour. So the OTP share of every longer window
+        # is always theirs; the shortest window frees within a minute, and is lent out until an OTP waits.
+        standing = limit is not self._limits[0]
+        otp = math.ceil(limit.count * self._otp_share) if standing or state.otp_waiting_until > now else 0
         return max(limit.count - control - otp, 0)
 
     def _used(self, limit: RateLimit, state: LimiterState, now: float) -> int:

@@ -1,0 +1,267 @@
+"""`make soak`: a campaign with OTPs mixed in, at MiM's limits, with faults, as AWS runs it.
+
+moto's server and the MiM simulator (enforcing the account's limits in the same compressed time as the
+AWS side), several send-function consumers and the poller, each in its own process as Lambda runs
+them, all sharing the one account-wide limiter. Publishes a mixed campaign (OTPs on the priority
+queue, the rest on the send queue), waits until every message is settled, prints a table, and exits
+non-zero on any duplicate SMS, lost message, dead letter, or request MiM refused for its rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+
+from devstack import stack as local
+from devstack.lambdas import EventSourceMapping, Schedule, load_handler
+from devstack.stack import EventSource
+from mimsms_simulator import FAULTS, ProviderState
+
+FINAL = ("delivered", "failed", "unknown")
+DEFAULT_FAULTS = {"http_503": 0.03, "timeout": 0.01, "drop_after": 0.01}
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """What a consumer or poller process needs to reach the local stack."""
+
+    endpoint: str
+    region: str
+    environment: dict[str, str]
+    sources: list[dict[str, Any]]
+    poll_interval: float
+    log_path: str
+
+
+class _Endpoint:
+    """The part of LocalStack an EventSourceMapping uses, rebuilt in a child process."""
+
+    def __init__(self, spec: ProcessSpec) -> None:
+        self.region = spec.region
+        self._endpoint = spec.endpoint
+        self.event_source = EventSource(**spec.sources[0])
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(service, endpoint_url=self._endpoint, region_name=self.region)
+
+
+def _prepare(spec: ProcessSpec) -> None:
+    os.environ.update(spec.environment)
+    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    from smsgw.observability import logger
+
+    log = open(spec.log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    logger.registered_handler.setStream(log)  # type: ignore[attr-defined]
+    sys.stdout = log
+
+
+def consumer(spec: ProcessSpec, stop: Any, ready: Any) -> None:
+    """One send-function instance: polls both queues like Lambda's event-source mappings."""
+    _prepare(spec)
+    endpoint = _Endpoint(spec)
+    handler = load_handler("send_sms")
+    mappings = [EventSourceMapping(endpoint, handler, source=EventSource(**s)) for s in spec.sources]  # type: ignore[arg-type]
+    ready.release()
+    while not stop.is_set():
+        if not sum(mapping.poll_once() for mapping in mappings):
+            time.sleep(0.05)
+
+
+def poller(spec: ProcessSpec, stop: Any, ready: Any) -> None:
+    """poll_status on its (compressed) schedule, in a process of its own."""
+    _prepare(spec)
+    schedule = Schedule(load_handler("poll_status"), spec.poll_interval)
+    ready.release()
+    while not stop.is_set():
+        if not schedule.tick():
+            time.sleep(0.05)
+
+
+def campaign(count: int, otp_every: int) -> list[dict[str, Any]]:
+    """`count` messages, one number each; every `otp_every`-th an OTP (priority high)."""
+    messages = []
+    for n in range(count):
+        otp = n % otp_every == 0
+        text = f"Your OTP is {100000 + n}" if otp else f"Winter sale: 20% off until Friday. Code WS{n:05d}"
+        messages.append({"phone": f"017{n:08d}", "message": text, "request_id": f"soak-{n}",
+                         "priority": "high" if otp else "normal"})  # fmt: skip
+    return messages
+
+
+def _records(stack: local.LocalStack) -> dict[str, dict[str, Any]]:
+    dynamodb, deserializer = stack.client("dynamodb"), TypeDeserializer()
+    records: dict[str, dict[str, Any]] = {}
+    kwargs: dict[str, Any] = {"TableName": stack.table}
+    while True:
+        page = dynamodb.scan(**kwargs)
+        for item in page["Items"]:
+            record = {k: deserializer.deserialize(v) for k, v in item.items()}
+            records[record["request_id"]] = record
+        if "LastEvaluatedKey" not in page:
+            return records
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _depth(stack: local.LocalStack, url: str) -> int:
+    attributes = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    kinds = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+    return sum(int(attributes.get(kind, 0)) for kind in kinds)
+
+
+def busiest_window(times: list[float], seconds: float) -> int:
+    """Most requests in any interval of `seconds` (sliding), as MiM may count them."""
+    times = sorted(times)
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while times[start] <= at - seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def report(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float], speed: float) -> bool:
+    state = stack.simulator.state
+    records = _records(stack)
+    per_phone: dict[str, int] = {}
+    accepted_at: dict[str, float] = {}
+    for sms in state.sent.values():
+        per_phone[sms.phone] = per_phone.get(sms.phone, 0) + 1
+        accepted_at.setdefault(sms.phone, sms.received_at)
+    dead = _depth(stack, stack.event_source.dead_letter_url)
+    window = min(seconds for _, seconds in state.rate_limits)
+    print(f"\n{'class':10} {'messages':>8} {'delivered':>9} {'failed':>7} {'unknown':>7} {'unsettled':>9} "
+          f"{'sent twice':>10} {'accepted after, in windows: median':>35} {'p95':>6}")  # fmt: skip
+    ok = True
+    for label, priority in (("OTP", "high"), ("campaign", "normal")):
+        group = [m for m in messages if m["priority"] == priority]
+        statuses = [records.get(m["request_id"], {}).get("status", "missing") for m in group]
+        twice = sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1)
+        latency = sorted(
+            (accepted_at["88" + m["phone"]] - published[m["request_id"]]) / window
+            for m in group
+            if "88" + m["phone"] in accepted_at
+        )
+        unsettled = sum(1 for s in statuses if s not in FINAL)
+        median = statistics.median(latency) if latency else float("nan")
+        p95 = latency[int(0.95 * (len(latency) - 1))] if latency else float("nan")
+        print(f"{label:10} {len(group):8d} {statuses.count('delivered'):9d} {statuses.count('failed'):7d} "
+              f"{statuses.count('unknown'):7d} {unsettled:9d} {twice:10d} {median:35.2f} {p95:6.2f}")  # fmt: skip
+        ok &= twice == 0 and unsettled == 0
+    failures: dict[str, int] = {}
+    for record in records.values():
+        if record.get("status") in ("failed", "unknown"):
+            failures[record.get("error_code", "?")] = failures.get(record.get("error_code", "?"), 0) + 1
+    print(f"final codes: {', '.join(f'{code} {n}' for code, n in sorted(failures.items())) or 'none'}")
+    stamps = [r.at for r in state.received]
+    busiest = ", ".join(
+        f"{busiest_window(stamps, seconds)}/{count} in {seconds * speed:g} s" for count, seconds in state.rate_limits
+    )
+    print(f"provider requests {len(stamps)}, refused for the rate limit {state.rate_rejections}; "
+          f"busiest windows (calls/limit): {busiest}")  # fmt: skip
+    print(f"dead-letter queue {dead}")
+    ok &= state.rate_rejections == 0 and dead == 0
+    print("RESULT: no duplicate, no loss, no dead letter, no rate refusal" if ok else "RESULT: FAILED")
+    return ok
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make soak", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--count", type=int, default=1200, help="messages to publish (default 1200)")
+    parser.add_argument("--consumers", type=int, default=4, help="send-function processes (default 4)")
+    parser.add_argument("--otp-every", type=int, default=10, help="every Nth message is an OTP (default 10)")
+    parser.add_argument("--dialect", choices=["official", "generic"], default="official")
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="KIND=RATE",
+        help=f"simulator fault rate, repeatable (default {DEFAULT_FAULTS}); kinds: {', '.join(FAULTS)}",
+    )  # fmt: skip
+    parser.add_argument("--no-faults", action="store_true")
+    parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
+    parser.add_argument("--timeout", type=float, help="give up after this many seconds (default: from the count)")
+    args = parser.parse_args(argv)
+    faults = {} if args.no_faults else dict(DEFAULT_FAULTS)
+    for spec in args.fault:
+        kind, _, rate = spec.partition("=")
+        if kind not in FAULTS or not rate:
+            raise SystemExit(f"--fault wants KIND=RATE with KIND one of {', '.join(FAULTS)}")
+        faults[kind] = float(rate)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = "local"
+    os.environ.pop("AWS_PROFILE", None)
+
+    state = ProviderState(delivery_delay=2.0, seed=11)
+    state.faults.rates = faults
+    state.faults.timeout_seconds = 3.0
+    print(f"Starting moto's server and the MiM simulator ({args.dialect}), faults {faults or 'none'} ...", flush=True)
+    stack = local.start(args.dialect, speed=args.speed, provider=state)
+    stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
+    stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
+    log_path.write_text("")
+    sources = [asdict(source) for source in stack.event_sources]
+    spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
+    context = multiprocessing.get_context("spawn")
+    stop, ready = context.Event(), context.Semaphore(0)
+    processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
+                 for n in range(args.consumers)]  # fmt: skip
+    processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
+    messages = campaign(args.count, args.otp_every)
+    # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
+    timeout = args.timeout or max(120.0, 0.3 * args.count * 60 / args.speed)
+    try:
+        for process in processes:
+            process.start()
+        for _ in processes:  # every "instance" warm before the campaign lands
+            if not ready.acquire(timeout=120):
+                raise SystemExit("a consumer process did not start")
+        sqs = stack.client("sqs")
+        published: dict[str, float] = {}
+        for message in messages:
+            body = json.dumps(message)
+            sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
+            published[message["request_id"]] = state.clock()
+        print(f"Published {len(messages)} messages; {args.consumers} consumers and the poller are working "
+              f"(logs: {log_path}) ...", flush=True)  # fmt: skip
+        started = time.monotonic()
+        queues = [source.queue_url for source in stack.event_sources]
+        while time.monotonic() - started < timeout:
+            time.sleep(2)
+            records = _records(stack)
+            statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
+            queued = sum(_depth(stack, url) for url in queues)
+            counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
+            print(f"  {time.monotonic() - started:5.0f}s  queued {queued:5d}  | "
+                  + "  ".join(f"{k} {v}" for k, v in counts.items())
+                  + f"  | provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
+            if queued == 0 and all(s in FINAL for s in statuses):
+                break
+    finally:
+        stop.set()
+        for process in processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.terminate()
+    try:
+        ok = report(stack, messages, published, args.speed)
+    finally:
+        stack.stop()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
