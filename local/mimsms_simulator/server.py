@@ -136,6 +136,11 @@ class ProviderState:
         self.in_flight = 0
         self.max_in_flight = 0  # most requests handled at once: shows whether a client sends concurrently
         self.rate_rejections = 0  # requests refused for the account's rate limits
+        # Tests of concurrency: hold each request until this many are in flight at once (or 10 s pass),
+        # so "the batch overlaps" is shown without depending on how fast threads happen to start.
+        self.gather = 0
+        self.gathered = threading.Condition()
+        self.arrivals = 0
         self._windows: dict[str, deque[float]] = {}
         self._ids = itertools.count(1)
 
@@ -244,6 +249,11 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.in_flight += 1
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        if state.gather:
+            with state.gathered:  # arrivals only grow, so every request of the group is let go together
+                state.arrivals += 1
+                state.gathered.notify_all()
+                state.gathered.wait_for(lambda: state.arrivals >= state.gather, timeout=10)
         try:
             self._serve(state)
         finally:
