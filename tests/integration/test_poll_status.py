@@ -11,7 +11,7 @@ import pytest
 from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
-from smsgw import runtime
+from smsgw import polling, runtime
 from smsgw.limiter import Lane
 from smsgw.message import parse_request
 from smsgw.polling import Poller, build_poller
@@ -378,6 +378,51 @@ def test_reads_grow_with_pending_messages_not_with_history(
     summary = make_poller(clock).run(deadline=clock.now + 30)
     assert summary.delivered == 5
     assert sum(read) == 5
+
+
+def test_a_run_reads_only_the_records_it_looks_up(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "9/60")
+    runtime.reset()
+    seed_sent(25, clock)
+    read: list[int] = []
+    runtime.client("dynamodb").meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: read.append(parsed.get("ScannedCount", 0))
+    )
+    summary = make_poller(clock).run(deadline=clock.now + 30)
+    # 9 calls a minute, one always kept for balance checks: the check itself, then 7 look-ups.
+    assert (summary.reports_checked, summary.stopped_early) == (7, "capacity")
+    assert sum(read) == summary.reports_checked
+
+
+@pytest.mark.parametrize(
+    ("policy", "tracked"),
+    [("all", {"otp-1", "promo-1"}), ("high", {"otp-1"}), ("none", set()), ("sample:1", {"otp-1", "promo-1"})],
+)
+def test_the_tracking_policy_decides_which_messages_get_reports(
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: str,
+    tracked: set[str],
+) -> None:
+    monkeypatch.setenv("TRACKING_POLICY", policy)
+    from smsgw import sending
+
+    sending.reset()
+    polling.reset()
+    send(send_handler, body("otp-1", priority="high"), body("promo-1", phone="01812345678"))
+    records = {r["request_id"]: r for r in configured.records()}
+    assert {rid for rid, r in records.items() if r.get("poll_work") == "report"} == tracked
+    assert all(records[rid].get("tracking") == "off" for rid in set(records) - tracked)
+    calls = len(simulator.state.received)
+    clock.advance(120)
+    summary = make_poller(clock).run(deadline=clock.now + 30)
+    assert summary.delivered == len(tracked)
+    assert len(simulator.state.received) - calls == 1 + len(tracked)  # the balance check and the look-ups
 
 
 def test_handler_returns_the_summary(configured: Stack, simulator: MimSmsSimulator) -> None:

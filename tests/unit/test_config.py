@@ -1,6 +1,13 @@
 import pytest
 
-from smsgw.config import ConfigError, RateLimit, get_settings, load_settings, parse_rate_limits
+from smsgw.config import (
+    ConfigError,
+    RateLimit,
+    get_settings,
+    load_settings,
+    parse_rate_limits,
+    parse_tracking_policy,
+)
 
 BASE = {
     "MESSAGES_TABLE": "messages",
@@ -84,3 +91,22 @@ def test_settings_are_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_settings() is first
     get_settings.cache_clear()
     assert get_settings().messages_table == "other"
+
+
+@pytest.mark.parametrize(
+    ("raw", "otp", "share_of_bulk"),
+    [("", True, 1.0), ("all", True, 1.0), ("high", True, 0.0), ("none", False, 0.0), ("sample:4", True, 0.25)],
+)
+def test_tracking_policies(raw: str, otp: bool, share_of_bulk: float) -> None:
+    policy = parse_tracking_policy(raw)
+    assert policy.tracks("otp-1", "high") is otp
+    tracked = sum(policy.tracks(f"r-{n}", "normal") for n in range(4000))
+    assert abs(tracked / 4000 - share_of_bulk) < 0.03
+    assert policy.tracks("r-7", "normal") == policy.tracks("r-7", "normal")  # a copy is chosen alike
+    assert load_settings({**BASE, "TRACKING_POLICY": raw}).tracking == policy
+
+
+@pytest.mark.parametrize("raw", ["some", "sample:0", "sample:x", "sample"])
+def test_a_bad_tracking_policy_is_refused(raw: str) -> None:
+    with pytest.raises(ConfigError, match="TRACKING_POLICY"):
+        parse_tracking_policy(raw)

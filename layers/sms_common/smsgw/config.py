@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +33,37 @@ class RateLimit:
 
     def __str__(self) -> str:
         return f"{self.count}/{self.seconds}"
+
+
+@dataclass(frozen=True)
+class TrackingPolicy:
+    """Which sent messages get delivery reports looked up: each look-up costs a call of the account's limit."""
+
+    kind: Literal["all", "high", "sample", "none"] = "all"
+    one_in: int = 1  # sample: one message in this many (chosen by request_id, so a copy is chosen alike)
+
+    def tracks(self, request_id: str, priority: str) -> bool:
+        if self.kind == "all":
+            return True
+        if self.kind == "high":
+            return priority == "high"
+        if self.kind == "sample":
+            return priority == "high" or zlib.crc32(request_id.encode()) % self.one_in == 0
+        return False
+
+    def __str__(self) -> str:
+        return f"sample:{self.one_in}" if self.kind == "sample" else self.kind
+
+
+def parse_tracking_policy(raw: str, *, name: str = "TRACKING_POLICY") -> TrackingPolicy:
+    """`all`, `high`, `sample:N` (one message in N, OTPs always) or `none`."""
+    text = raw.strip().lower() or "all"
+    if text in ("all", "high", "none"):
+        return TrackingPolicy(text)  # type: ignore[arg-type]
+    kind, _, number = text.partition(":")
+    if kind == "sample" and number.isdigit() and int(number) >= 1:
+        return TrackingPolicy("sample", int(number))
+    raise ConfigError(f"{name} must be all, high, sample:N or none, got {raw!r}")
 
 
 @dataclass(frozen=True)
@@ -64,6 +96,7 @@ class Settings:
     max_defer_seconds: int = 900  # SQS's longest delay; a longer wait is several hops
     # Retries per outcome class: not-sent answers come back with back-off, then fail; an outage pauses everyone.
     max_send_attempts: int = 5
+    tracking: TrackingPolicy = TrackingPolicy()
     max_message_age_seconds: int = 86400  # a message without valid_until is not sent later than this; 0: no limit
     retry_base_seconds: float = 10.0
     outage_failures: int = 5  # not-sent failures in a row (all instances) that start a cool-down
@@ -174,6 +207,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         priority_queue_url=env.get("PRIORITY_QUEUE_URL", "").strip() or None,
         max_defer_seconds=_integer(env, "MAX_DEFER_SECONDS", 900, minimum=1, maximum=900),
         max_send_attempts=_integer(env, "MAX_SEND_ATTEMPTS", 5, minimum=1, maximum=50),
+        tracking=parse_tracking_policy(env.get("TRACKING_POLICY", "")),
         max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 86400, minimum=0, maximum=14 * 86400),
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0, minimum=0.01, maximum=900),
         outage_failures=_integer(env, "OUTAGE_FAILURES", 5, minimum=1, maximum=1000),

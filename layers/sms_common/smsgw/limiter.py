@@ -287,6 +287,23 @@ class RateLimiter:
             state = self._state
         return None
 
+    def release(self, n: int) -> None:
+        """Give back calls granted in this slice and not made (the work was gone). Later slices keep theirs."""
+
+        def change(state: LimiterState, now: float) -> LimiterState | None:
+            slices = {}
+            for limit in self._limits:
+                counts = dict(state.slices.get(limit.seconds, {}))
+                current = _slice(limit, now)
+                if counts.get(current, 0) < n:
+                    return None  # granted in a slice that has passed: it stays counted (the safe side)
+                counts[current] -= n
+                slices[limit.seconds] = counts
+            return replace(state, slices=slices)
+
+        if n > 0:
+            self._update(change)
+
     def provider_failed(self) -> float | None:
         """A call certainly not sent (5xx, refused connection). Returns the cool-down's end when one starts."""
 

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -36,7 +35,10 @@ from smsgw.provider import DeliveryState, Outcome, Provider
 from smsgw.store import HELD_WORK, REPORT, UNRESOLVED, MessageStore, iso
 
 DEFAULT_RUN_SECONDS = 60.0
-MAX_REPORT_BACKOFF_SECONDS = 1800.0
+# Look again after 1, 2, 5, 15, 30 minutes, then hourly growing to every 6 hours (in units of
+# REPORT_DELAY_SECONDS, a minute). Most of MiM's reports come within minutes and the rest within hours:
+# a message that never gets one costs about 20 look-ups over 72 hours, not the 144 of a 30-minute step.
+REPORT_SCHEDULE = (1, 2, 5, 15, 30, 60, 120, 240, 360)
 
 
 @dataclass
@@ -169,28 +171,29 @@ class Poller:
 
     # --- 4. delivery reports ----------------------------------------------------------------
     def _poll_reports(self, credentials: Any, deadline: float, summary: PollSummary) -> None:
-        due: Iterator[dict[str, Any]] = self._store.due(REPORT, self._clock())
         chunk_size = self._settings.poll_concurrency * 2
+        now = self._clock()
+        start: dict[str, Any] | None = None
         while True:
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
-            chunk = list(islice(due, chunk_size))
-            if not chunk:
+            # Capacity first, then read exactly that many records: a run reads only the work it does.
+            granted = self._limiter.acquire(Lane.REPORT, chunk_size).granted
+            if not granted:  # sending has the capacity now; the rest stays due for the next run
+                summary.stopped_early = "capacity"
                 return
-            # Records with nothing to look up (no message id, past the window) need no capacity.
-            lookups = [item for item in chunk if self._needs_lookup(item)]
-            granted = self._limiter.acquire(Lane.REPORT, len(lookups)).granted if lookups else 0
-            work = [item for item in chunk if not self._needs_lookup(item)] + lookups[:granted]
-            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), work))
+            chunk, start = self._store.due_page(REPORT, now, granted, start)
+            lookups = sum(1 for item in chunk if self._needs_lookup(item))
+            self._limiter.release(granted - lookups)  # past the window or no message id: no call made
+            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
             for _, result in outcomes:
                 self._tally(result, summary)
             if any(result.get("throttled") for _, result in outcomes):
                 self._limiter.throttled(None)
                 summary.stopped_early = "throttled"
                 return
-            if granted < len(lookups):  # sending has the capacity now; the rest stays due for the next run
-                summary.stopped_early = "capacity"
+            if start is None:
                 return
 
     def _needs_lookup(self, item: dict[str, Any]) -> bool:
@@ -220,7 +223,7 @@ class Poller:
                 item, "failed", now, report.provider_status, report.error_code, report.error_message
             )
         checks = int(item.get("report_checks", 0))
-        backoff = min(self._settings.report_delay_seconds * 2**checks, MAX_REPORT_BACKOFF_SECONDS)
+        backoff = self._settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
         due = min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
         self._store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
         return True, {"pending": True}

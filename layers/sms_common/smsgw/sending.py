@@ -276,7 +276,10 @@ class Sender:
                 message_id=result.message_id,
                 provider_status=result.provider_status,
                 cost=cost,
-                report_due=now + self._settings.report_delay_seconds,  # MiM reports come minutes later
+                # MiM's reports come seconds to minutes later; the policy may not track this one at all.
+                report_due=now + self._settings.report_delay_seconds
+                if self._settings.tracking.tracks(rid, request.priority)
+                else None,
             ):
                 logger.warning("status record changed while sending; sent state not written", extra=log)
             logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})

@@ -220,18 +220,20 @@ class MessageStore:
         message_id: str | None,
         provider_status: str | None,
         cost: float,
-        report_due: float,
+        report_due: float | None,
     ) -> bool:
-        """`sent`, and queued for delivery-report polling from `report_due` on."""
+        """`sent`, and queued for delivery-report polling from `report_due` on (None: not tracked)."""
         sets: dict[str, Any] = {
             "status": "sent",
             "attempt_state": DONE,
             "sent_at": iso(now),
             "updated_at": iso(now),
             "cost": _number(cost),
-            WORK: REPORT,
-            DUE: _number(report_due),
         }
+        if report_due is not None:
+            sets.update({WORK: REPORT, DUE: _number(report_due)})
+        else:
+            sets["tracking"] = "off"
         if message_id:
             sets["message_id"] = message_id
         if provider_status:
@@ -317,6 +319,20 @@ class MessageStore:
     # --- the work queue: a sparse index of records that still need poll_status -------------------
     def due(self, work: str, now: float, page_size: int = 100) -> Iterator[dict[str, Any]]:
         """Records waiting for `work` whose time has come, oldest due first; reads only those records."""
+        start: dict[str, Any] | None = None
+        while True:
+            items, start = self.due_page(work, now, page_size, start)
+            yield from items
+            if start is None:
+                return
+
+    def due_page(
+        self, work: str, now: float, limit: int, start: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """At most `limit` records due for `work`, oldest first, from `start` on: (records, where to go on).
+
+        Reads exactly what the caller will work on, so a run that stops early has read nothing more.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": WORK_INDEX,
@@ -324,15 +340,12 @@ class MessageStore:
             "ExpressionAttributeNames": {"#work": WORK, "#due": DUE},
             "ExpressionAttributeValues": _values({":work": work, ":now": _number(now)}),
             "ScanIndexForward": True,
-            "Limit": page_size,
+            "Limit": limit,
         }
-        while True:
-            page = self._client.query(**kwargs)
-            for item in page.get("Items", []):
-                yield _from_dynamo(item)
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = self._client.query(**kwargs)
+        return [_from_dynamo(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
 
     def finish_report(
         self,
