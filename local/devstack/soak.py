@@ -135,7 +135,36 @@ def busiest_window(times: list[float], seconds: float) -> int:
     return most
 
 
-def report(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float], speed: float) -> bool:
+@dataclass
+class ClassResult:
+    label: str
+    messages: int
+    statuses: dict[str, int]
+    unsettled: int
+    sent_twice: int
+    latency_windows: list[float]  # from publishing to MiM accepting it, in shortest windows
+
+
+@dataclass
+class SoakResult:
+    speed: float
+    rate_limits: tuple[tuple[int, int], ...]  # as the simulator enforced them (compressed seconds)
+    classes: list[ClassResult]
+    final_codes: dict[str, int]
+    request_times: list[float]  # when MiM received each request
+    send_times: list[float]  # when MiM accepted each SMS
+    rate_rejections: int
+    dead_letters: int
+    started: float
+
+    @property
+    def ok(self) -> bool:
+        clean = all(c.unsettled == 0 and c.sent_twice == 0 for c in self.classes)
+        return clean and self.rate_rejections == 0 and self.dead_letters == 0
+
+
+def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float],
+             speed: float, started: float) -> SoakResult:  # fmt: skip
     state = stack.simulator.state
     records = _records(stack)
     per_phone: dict[str, int] = {}
@@ -143,41 +172,125 @@ def report(stack: local.LocalStack, messages: list[dict[str, Any]], published: d
     for sms in state.sent.values():
         per_phone[sms.phone] = per_phone.get(sms.phone, 0) + 1
         accepted_at.setdefault(sms.phone, sms.received_at)
-    dead = _depth(stack, stack.event_source.dead_letter_url)
     window = min(seconds for _, seconds in state.rate_limits)
-    print(f"\n{'class':10} {'messages':>8} {'delivered':>9} {'failed':>7} {'unknown':>7} {'unsettled':>9} "
-          f"{'sent twice':>10} {'accepted after, in windows: median':>35} {'p95':>6}")  # fmt: skip
-    ok = True
+    classes = []
     for label, priority in (("OTP", "high"), ("campaign", "normal")):
         group = [m for m in messages if m["priority"] == priority]
         statuses = [records.get(m["request_id"], {}).get("status", "missing") for m in group]
-        twice = sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1)
         latency = sorted(
             (accepted_at["88" + m["phone"]] - published[m["request_id"]]) / window
             for m in group
             if "88" + m["phone"] in accepted_at
         )
-        unsettled = sum(1 for s in statuses if s not in FINAL)
-        median = statistics.median(latency) if latency else float("nan")
-        p95 = latency[int(0.95 * (len(latency) - 1))] if latency else float("nan")
-        print(f"{label:10} {len(group):8d} {statuses.count('delivered'):9d} {statuses.count('failed'):7d} "
-              f"{statuses.count('unknown'):7d} {unsettled:9d} {twice:10d} {median:35.2f} {p95:6.2f}")  # fmt: skip
-        ok &= twice == 0 and unsettled == 0
-    failures: dict[str, int] = {}
+        classes.append(ClassResult(
+            label, len(group), {s: statuses.count(s) for s in set(statuses)},
+            sum(1 for s in statuses if s not in FINAL),
+            sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1), latency,
+        ))  # fmt: skip
+    codes: dict[str, int] = {}
     for record in records.values():
         if record.get("status") in ("failed", "unknown"):
-            failures[record.get("error_code", "?")] = failures.get(record.get("error_code", "?"), 0) + 1
-    print(f"final codes: {', '.join(f'{code} {n}' for code, n in sorted(failures.items())) or 'none'}")
-    stamps = [r.at for r in state.received]
+            codes[record.get("error_code", "?")] = codes.get(record.get("error_code", "?"), 0) + 1
+    return SoakResult(speed, tuple(state.rate_limits), classes, codes, [r.at for r in state.received],
+                      [sms.received_at for sms in state.sent.values()], state.rate_rejections,
+                      _depth(stack, stack.event_source.dead_letter_url), started)  # fmt: skip
+
+
+def print_report(result: SoakResult) -> None:
+    print(f"\n{'class':10} {'messages':>8} {'delivered':>9} {'failed':>7} {'unknown':>7} {'unsettled':>9} "
+          f"{'sent twice':>10} {'accepted after, in windows: median':>35} {'p95':>6}")  # fmt: skip
+    for c in result.classes:
+        median = statistics.median(c.latency_windows) if c.latency_windows else float("nan")
+        p95 = c.latency_windows[int(0.95 * (len(c.latency_windows) - 1))] if c.latency_windows else float("nan")
+        delivered, failed, unknown = (c.statuses.get(s, 0) for s in ("delivered", "failed", "unknown"))
+        print(f"{c.label:10} {c.messages:8d} {delivered:9d} {failed:7d} {unknown:7d} {c.unsettled:9d} "
+              f"{c.sent_twice:10d} {median:35.2f} {p95:6.2f}")  # fmt: skip
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(result.final_codes.items()))
+    print(f"final codes: {codes or 'none'}")
     busiest = ", ".join(
-        f"{busiest_window(stamps, seconds)}/{count} in {seconds * speed:g} s" for count, seconds in state.rate_limits
+        f"{busiest_window(result.request_times, seconds)}/{count} in {seconds * result.speed:g} s"
+        for count, seconds in result.rate_limits
     )
-    print(f"provider requests {len(stamps)}, refused for the rate limit {state.rate_rejections}; "
+    print(f"provider requests {len(result.request_times)}, refused for the rate limit {result.rate_rejections}; "
           f"busiest windows (calls/limit): {busiest}")  # fmt: skip
-    print(f"dead-letter queue {dead}")
-    ok &= state.rate_rejections == 0 and dead == 0
-    print("RESULT: no duplicate, no loss, no dead letter, no rate refusal" if ok else "RESULT: FAILED")
-    return ok
+    print(f"dead-letter queue {result.dead_letters}")
+    print("RESULT: no duplicate, no loss, no dead letter, no rate refusal" if result.ok else "RESULT: FAILED")
+
+
+def soak(
+    count: int = 1200,
+    consumers: int = 4,
+    *,
+    otp_every: int = 10,
+    dialect: str = "official",
+    faults: dict[str, float] | None = None,
+    speed: float = 60.0,
+    timeout: float | None = None,
+    parameters: dict[str, str] | None = None,
+    progress: bool = True,
+) -> SoakResult:
+    """Run the whole campaign and measure it (see the module's docstring)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = "local"
+    os.environ.pop("AWS_PROFILE", None)
+    state = ProviderState(delivery_delay=2.0, seed=11)
+    state.faults.rates = dict(faults or {})
+    state.faults.timeout_seconds = 3.0
+    stack = local.start(dialect, speed=speed, provider=state, parameters=parameters)
+    stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
+    stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
+    log_path.write_text("")
+    sources = [asdict(source) for source in stack.event_sources]
+    spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
+    context = multiprocessing.get_context("spawn")
+    stop, ready = context.Event(), context.Semaphore(0)
+    processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
+                 for n in range(consumers)]  # fmt: skip
+    processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
+    messages = campaign(count, otp_every)
+    # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
+    timeout = timeout or max(120.0, 0.3 * count * 60 / speed)
+    try:
+        try:
+            for process in processes:
+                process.start()
+            for _ in processes:  # every "instance" warm before the campaign lands
+                if not ready.acquire(timeout=120):
+                    raise SystemExit("a consumer process did not start")
+            sqs = stack.client("sqs")
+            published: dict[str, float] = {}
+            started = state.clock()
+            for message in messages:
+                body = json.dumps(message)
+                sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
+                published[message["request_id"]] = state.clock()
+            if progress:
+                print(f"Published {len(messages)} messages; {consumers} consumers and the poller are working "
+                      f"(logs: {log_path}) ...", flush=True)  # fmt: skip
+            began = time.monotonic()
+            queues = [source.queue_url for source in stack.event_sources]
+            while time.monotonic() - began < timeout:
+                time.sleep(2)
+                records = _records(stack)
+                statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
+                queued = sum(_depth(stack, url) for url in queues)
+                if progress:
+                    counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
+                    line = "  ".join(f"{k} {v}" for k, v in counts.items())
+                    print(f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
+                          f"provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
+                if queued == 0 and all(s in FINAL for s in statuses):
+                    break
+        finally:
+            stop.set()
+            for process in processes:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.terminate()
+        return _measure(stack, messages, published, speed, started)
+    finally:
+        stack.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,67 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         if kind not in FAULTS or not rate:
             raise SystemExit(f"--fault wants KIND=RATE with KIND one of {', '.join(FAULTS)}")
         faults[kind] = float(rate)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ[name] = "local"
-    os.environ.pop("AWS_PROFILE", None)
-
-    state = ProviderState(delivery_delay=2.0, seed=11)
-    state.faults.rates = faults
-    state.faults.timeout_seconds = 3.0
     print(f"Starting moto's server and the MiM simulator ({args.dialect}), faults {faults or 'none'} ...", flush=True)
-    stack = local.start(args.dialect, speed=args.speed, provider=state)
-    stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
-    stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
-    log_path.write_text("")
-    sources = [asdict(source) for source in stack.event_sources]
-    spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
-    context = multiprocessing.get_context("spawn")
-    stop, ready = context.Event(), context.Semaphore(0)
-    processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
-                 for n in range(args.consumers)]  # fmt: skip
-    processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
-    messages = campaign(args.count, args.otp_every)
-    # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
-    timeout = args.timeout or max(120.0, 0.3 * args.count * 60 / args.speed)
-    try:
-        for process in processes:
-            process.start()
-        for _ in processes:  # every "instance" warm before the campaign lands
-            if not ready.acquire(timeout=120):
-                raise SystemExit("a consumer process did not start")
-        sqs = stack.client("sqs")
-        published: dict[str, float] = {}
-        for message in messages:
-            body = json.dumps(message)
-            sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
-            published[message["request_id"]] = state.clock()
-        print(f"Published {len(messages)} messages; {args.consumers} consumers and the poller are working "
-              f"(logs: {log_path}) ...", flush=True)  # fmt: skip
-        started = time.monotonic()
-        queues = [source.queue_url for source in stack.event_sources]
-        while time.monotonic() - started < timeout:
-            time.sleep(2)
-            records = _records(stack)
-            statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
-            queued = sum(_depth(stack, url) for url in queues)
-            counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
-            print(f"  {time.monotonic() - started:5.0f}s  queued {queued:5d}  | "
-                  + "  ".join(f"{k} {v}" for k, v in counts.items())
-                  + f"  | provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
-            if queued == 0 and all(s in FINAL for s in statuses):
-                break
-    finally:
-        stop.set()
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.terminate()
-    try:
-        ok = report(stack, messages, published, args.speed)
-    finally:
-        stack.stop()
-    return 0 if ok else 1
+    result = soak(args.count, args.consumers, otp_every=args.otp_every, dialect=args.dialect, faults=faults,
+                  speed=args.speed, timeout=args.timeout)  # fmt: skip
+    print_report(result)
+    return 0 if result.ok else 1
 
 
 if __name__ == "__main__":

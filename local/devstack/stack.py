@@ -115,6 +115,7 @@ def start(
     provider: ProviderState | None = None,
     moto_port: int | None = None,
     simulator_port: int = 0,
+    parameters: dict[str, str] | None = None,
 ) -> LocalStack:
     """Start moto and the simulator, create the template's resources, return the running stack.
 
@@ -131,16 +132,23 @@ def start(
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     try:
-        return _create(template, dialect, speed, moto, simulator)
+        return _create(template, dialect, speed, moto, simulator, parameters or {})
     except BaseException:
         simulator.stop()
         moto.stop()
         raise
 
 
-def _create(template: dict[str, Any], dialect: str, speed: float, moto: MotoServer, sim: MimSmsSimulator) -> LocalStack:
+def _create(
+    template: dict[str, Any],
+    dialect: str,
+    speed: float,
+    moto: MotoServer,
+    sim: MimSmsSimulator,
+    parameters: dict[str, str],
+) -> LocalStack:
     resources = template["Resources"]
-    refs: dict[str, Any] = _parameter_defaults(template)
+    refs: dict[str, Any] = {**_parameter_defaults(template), **parameters}  # as `sam deploy --parameter-overrides`
     refs.update({"MimSmsApi": dialect, "MimSmsBaseUrl": sim.base_url, "AWS::StackName": STACK_NAME,
                  "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"})  # fmt: skip
 

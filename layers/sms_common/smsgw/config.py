@@ -100,6 +100,7 @@ class Settings:
     max_message_age_seconds: int = 86400  # a message without valid_until is not sent later than this; 0: no limit
     retry_base_seconds: float = 10.0
     outage_failures: int = 5  # not-sent failures in a row (all instances) that start a cool-down
+    rate_slack_seconds: float = 1.0  # the most time between taking capacity and the request reaching MiM
     outage_cooldown_seconds: float = 60.0  # the first cool-down; each further one in a row doubles
 
 
@@ -211,6 +212,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         max_message_age_seconds=_integer(env, "MAX_MESSAGE_AGE_SECONDS", 86400, minimum=0, maximum=14 * 86400),
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0, minimum=0.01, maximum=900),
         outage_failures=_integer(env, "OUTAGE_FAILURES", 5, minimum=1, maximum=1000),
+        rate_slack_seconds=_number(env, "RATE_SLACK_SECONDS", 1.0, minimum=0.01, maximum=60),
         outage_cooldown_seconds=_number(env, "OUTAGE_COOLDOWN_SECONDS", 60.0, minimum=0.01, maximum=3600),
     )
 

@@ -6,10 +6,11 @@ granted recently; every grant is one conditional write on the item's version, so
 at once never hand out the same capacity twice (a lost race re-reads the item from the failed write).
 
 Fixed or sliding windows alike: each window of `s` seconds is cut into `SLICES` slices, a grant counts
-in the slice of its time, and every run of `SLICES + 2` consecutive slices may hold at most the limit.
-Any `s`-second interval, however MiM aligns it, lies inside `SLICES + 1` slices, so MiM never counts
-more than its limit, with one slice (a second, for a one-minute window) to spare between the grant and
-the request's arrival. The price: at most `SLICES / (SLICES + 2)` of the limit (96.8 %) is used.
+in the slice of its time, and every run of `SLICES + 1 + spare` consecutive slices may hold at most the
+limit. Any `s`-second interval, however MiM aligns it, lies inside `SLICES + 1` slices, so MiM never
+counts more than its limit; the spare slices cover `slack` seconds between the grant and the request's
+arrival at MiM (a claim write, a connection): at least one slice, a second of a one-minute window. The
+price: `SLICES / (SLICES + 1 + spare)` of the limit is used (96.8 % with one spare slice).
 
 Lanes share the capacity in order of need:
 - CONTROL (balance checks) may use all of it: they always get their call;
@@ -41,10 +42,11 @@ from botocore.exceptions import ClientError
 from smsgw.config import RateLimit
 
 SLICES = 60
-SPAN = SLICES + 2  # slices whose grants count against a window at any moment
+SPAN = SLICES + 2  # slices whose grants count against a one-minute window (one spare slice for a second's slack)
 LIMITER_KEY = "rate-limiter"
 MAX_WRITE_ATTEMPTS = 8
 DEFAULT_BLOCK_SLICES = 5  # a throttle answer without Retry-After blocks this many slices of the shortest window
+OTP_HOLD_SLICES = 5  # after a refused OTP's expected return, its share stays held this long
 
 
 class Lane(enum.Enum):
@@ -125,6 +127,7 @@ class RateLimiter:
         otp_share: float = 0.2,
         outage_failures: int = 5,
         outage_cooldown: float = 60.0,
+        slack: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -133,6 +136,8 @@ class RateLimiter:
         self._otp_share = otp_share
         self._outage_failures = outage_failures
         self._outage_cooldown = outage_cooldown
+        # Slices whose grants count against each window: the window, one for alignment, the spare for slack.
+        self._spans = {limit.seconds: SLICES + 1 + max(1, math.ceil(slack / _width(limit))) for limit in limits}
         self._clock = clock
         self._state: LimiterState | None = None  # the last state this process saw; refreshed by failed writes
         self.writes = 0  # DynamoDB requests made, for the benchmarks
@@ -157,7 +162,8 @@ class RateLimiter:
     def _used(self, limit: RateLimit, state: LimiterState, now: float) -> int:
         current = _slice(limit, now)
         counts = state.slices.get(limit.seconds, {})
-        return sum(n for i, n in counts.items() if current - SPAN < i <= current)
+        span = self._spans[limit.seconds]
+        return sum(n for i, n in counts.items() if current - span < i <= current)
 
     def available(self, lane: Lane, state: LimiterState, now: float) -> int:
         if state.blocked_until > now or (lane is Lane.REPORT and state.send_waiting_until > now):
@@ -175,11 +181,12 @@ class RateLimiter:
             if ceiling - used >= 1:
                 continue
             current = _slice(limit, now)
-            live = sorted((i, n) for i, n in state.slices.get(limit.seconds, {}).items() if current - SPAN < i)
+            span = self._spans[limit.seconds]
+            live = sorted((i, n) for i, n in state.slices.get(limit.seconds, {}).items() if current - span < i)
             for index, count in live:
                 used -= count
                 if ceiling - used >= 1:
-                    at = max(at, (index + SPAN) * _width(limit))
+                    at = max(at, (index + span) * _width(limit))
                     break
             else:  # a ceiling of zero (an OTP share of 100 %): look again after a whole window
                 at = max(at, now + limit.seconds)
@@ -189,7 +196,8 @@ class RateLimiter:
         slices: dict[int, dict[int, int]] = {}
         for limit in self._limits:
             current = _slice(limit, now)
-            counts = {i: c for i, c in state.slices.get(limit.seconds, {}).items() if current - SPAN < i <= current}
+            span = self._spans[limit.seconds]
+            counts = {i: c for i, c in state.slices.get(limit.seconds, {}).items() if current - span < i <= current}
             counts[current] = counts.get(current, 0) + n
             slices[limit.seconds] = counts
         return replace(state, slices=slices)
@@ -260,13 +268,16 @@ class RateLimiter:
         """A refused OTP holds the OTP share; a refused send holds reports back. Written rarely: once a half window."""
         if not refused or lane not in (Lane.OTP, Lane.BULK):
             return state
-        # Held until a while after the refused call is expected back: then it finds its share free.
+        # Held until a little after the refused call is expected back (SQS delays by whole seconds): it
+        # then finds its share free. Holding longer would idle the share while no OTP waits.
+        back = max(self.retry_at(lane, state, now), now)
+        otp_until = back + 1.0 + OTP_HOLD_SLICES * _width(self._limits[0])
+        if lane is Lane.OTP and state.otp_waiting_until < otp_until - 1.0:
+            state = replace(state, otp_waiting_until=otp_until)
+        # Reports wait a whole window after a refused send: sending has the capacity while a backlog lasts.
         hold = self._limits[0].seconds
-        until = max(self.retry_at(lane, state, now), now) + hold
-        if lane is Lane.OTP and state.otp_waiting_until < until - hold / 2:
-            state = replace(state, otp_waiting_until=until)
-        if state.send_waiting_until < until - hold / 2:
-            state = replace(state, send_waiting_until=until)
+        if state.send_waiting_until < back + hold / 2:
+            state = replace(state, send_waiting_until=back + hold)
         return state
 
     def _update(self, change: Callable[[LimiterState, float], LimiterState | None]) -> LimiterState | None:

@@ -70,6 +70,7 @@ def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
         otp_share=settings.otp_share,
         outage_failures=settings.outage_failures,
         outage_cooldown=settings.outage_cooldown_seconds,
+        slack=settings.rate_slack_seconds,
         clock=clock,
     )
 

@@ -256,8 +256,9 @@ class Sender:
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
     ) -> RecordResult:
         reached = self._settle_outcome(request, token, attempts, result, log)
+        # An answer that refuses for a reason (a key, the allow-list, the balance) is not an outage sign.
         failed_call = result.outcome is Outcome.MAYBE_SENT or (
-            result.outcome is Outcome.NOT_SENT and result.error_code not in SETUP_ERRORS
+            result.outcome is Outcome.NOT_SENT and result.error_code not in (*SETUP_ERRORS, "insufficient_balance")
         )
         return replace(reached, provider_reached=not failed_call)
 
