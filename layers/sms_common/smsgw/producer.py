@@ -51,11 +51,16 @@ def validate(message: dict[str, Any]) -> SmsRequest:
         raise InvalidMessage([f"{exc.code}: {exc.message}"]) from None
 
 
-def queue_urls_of_stack(stack_name: str, cloudformation: Any = None) -> tuple[str, str | None]:
-    """(send queue, priority queue) from a deployed stack's outputs; a stack without a priority queue gives None."""
+def stack_outputs(stack_name: str, cloudformation: Any = None) -> dict[str, str]:
+    """A deployed stack's outputs by name (SendQueueUrl, PriorityQueueUrl, DeadLetterQueueUrl ...)."""
     cloudformation = cloudformation or boto3.client("cloudformation")
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {output["OutputKey"]: str(output["OutputValue"]) for output in stack.get("Outputs", [])}
+    return {output["OutputKey"]: str(output["OutputValue"]) for output in stack.get("Outputs", [])}
+
+
+def queue_urls_of_stack(stack_name: str, cloudformation: Any = None) -> tuple[str, str | None]:
+    """(send queue, priority queue) from a deployed stack's outputs; a stack without a priority queue gives None."""
+    outputs = stack_outputs(stack_name, cloudformation)
     if "SendQueueUrl" not in outputs:
         raise LookupError(f"stack {stack_name} has no SendQueueUrl output")
     return outputs["SendQueueUrl"], outputs.get("PriorityQueueUrl")

@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from smsgw.deferral import pin_request_id
+from smsgw.producer import stack_outputs
 
 
 @dataclass
@@ -86,11 +87,6 @@ def redrive(
     return report
 
 
-def _outputs(stack_name: str, cloudformation: Any) -> dict[str, str]:
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {output["OutputKey"]: str(output["OutputValue"]) for output in stack.get("Outputs", [])}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sms-redrive", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--stack-name", help="a deployed stack: its queue outputs are used")
@@ -107,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     dead_letter_url, queue_url, priority_queue_url = args.dead_letter_url, args.queue_url, args.priority_queue_url
     try:
         if args.stack_name:
-            outputs = _outputs(args.stack_name, session.client("cloudformation", endpoint_url=args.endpoint_url))
+            outputs = stack_outputs(args.stack_name, session.client("cloudformation", endpoint_url=args.endpoint_url))
             dead_letter_url = dead_letter_url or outputs.get("DeadLetterQueueUrl")
             queue_url = queue_url or outputs.get("SendQueueUrl")
             priority_queue_url = priority_queue_url or outputs.get("PriorityQueueUrl")
