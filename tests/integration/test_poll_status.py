@@ -380,6 +380,20 @@ def test_reads_grow_with_pending_messages_not_with_history(
     assert sum(read) == 5
 
 
+def test_held_otps_go_back_to_the_priority_queue(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    account = simulator.state.accounts[USERNAME]
+    account.balance = 4.0
+    poller.run(deadline=clock.now + 30)
+    assert send(send_handler, body("otp-1", priority="high"), body("promo-1", phone="01812345678")) == []
+    account.balance = 200.0
+    clock.advance(10)
+    assert poller.run(deadline=clock.now + 30).republished == 2
+    assert [json.loads(b)["request_id"] for b in configured.drain(configured.priority_queue_url)] == ["otp-1"]
+    assert [json.loads(b)["request_id"] for b in configured.queued_bodies()] == ["promo-1"]
+
+
 def test_a_run_reads_only_the_records_it_looks_up(
     configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -147,7 +147,9 @@ class Poller:
             # Publish first, then take it off the work queue: a crash in between publishes it twice,
             # and the claim on request_id makes the second copy a harmless duplicate.
             body = pin_request_id(item["payload"], item["request_id"])  # the same request, whatever the producer sent
-            self._sqs.send_message(QueueUrl=self._settings.send_queue_url, MessageBody=body)
+            high = item.get("priority") == "high" and self._settings.priority_queue_url
+            queue = self._settings.priority_queue_url if high else self._settings.send_queue_url
+            self._sqs.send_message(QueueUrl=queue, MessageBody=body)
             self._store.republished(item["request_id"], now=self._clock())
             summary.republished += 1
 
