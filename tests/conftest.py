@@ -18,7 +18,7 @@ from devstack import template as devstack_template
 from devstack.atomic_moto import serialise_dynamodb_writes
 from devstack.lambdas import load_handler
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
-from smsgw import polling, sending
+from smsgw import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -78,11 +78,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SmsGatewayTest")
-    sending.reset()
-    polling.reset()
+    runtime.reset()
     yield
-    sending.reset()
-    polling.reset()
+    runtime.reset()
 
 
 @pytest.fixture
@@ -168,10 +166,9 @@ class Stack:
 
     def rate_window_passes(self) -> None:
         """The limiter's windows and any provider block are over (as after a day): its item starts afresh."""
-        from smsgw import sending
 
         self.dynamodb.delete_item(TableName=self.control_table, Key={"name": {"S": "rate-limiter"}})
-        sending.reset()  # the process's cached copy of the item goes too
+        runtime.reset()  # the process's cached copy of the item goes too
 
     def end_delays(self, queue_url: str | None = None) -> None:
         """Let time pass for the queue's delayed or hidden messages: they are visible now (no test waits)."""
@@ -252,8 +249,7 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     monkeypatch.setenv("SEND_QUEUE_URL", aws.send_queue_url)
     monkeypatch.setenv("PRIORITY_QUEUE_URL", aws.priority_queue_url)
     monkeypatch.setenv("CONTROL_TABLE", aws.control_table)
-    sending.reset()
-    polling.reset()
+    runtime.reset()
     return aws
 
 

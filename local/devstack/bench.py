@@ -32,7 +32,7 @@ from devstack import soak as soaking
 from devstack.motoserver import MotoServer
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
-from smsgw import polling, runtime, sending
+from smsgw import runtime, sending
 from smsgw.config import DEFAULT_RATE_LIMITS, parse_rate_limits
 from smsgw.limiter import SLICES, SPAN
 from smsgw.observability import logger, metrics
@@ -140,7 +140,7 @@ def send_path(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
     serial = 0
     for concurrency, label, count in (("10", "one", 1), ("10", "batch", 10), ("1", "sequential", 10)):
         os.environ["SEND_CONCURRENCY"] = concurrency
-        sending.reset()
+        runtime.reset()
         _timed(1, 10_000_000 + serial)  # warm: clients, pool, credentials cache
         serial += 1
         for _ in range(ROUNDS):
@@ -192,7 +192,7 @@ def tracking(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
     later = 3600.0  # the poller and the simulator an hour on: every report is in
 
     def settle() -> int:
-        poller, checked = polling.build_poller(lambda: time.time() + later), 0
+        poller, checked = runtime.make_poller(lambda: time.time() + later), 0
         while summary := poller.run(deadline=time.time() + later + 120):
             checked += summary.reports_checked
             if not summary.reports_checked:
@@ -264,8 +264,7 @@ def main() -> None:
         print("4/4 delivery tracking and DynamoDB writes ...", flush=True)
         state.faults.latency = 0.0
         os.environ["SEND_CONCURRENCY"] = "10"
-        sending.reset()
-        polling.reset()
+        runtime.reset()
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the poller's metric lines
             results.update(tracking(moto, sim))
     results["sustainable_messages_per_minute"] = sustainable(results["lookups_per_tracked_message"])

@@ -104,15 +104,14 @@ class Run:
         self.sqs = stack.client("sqs")
         self.dynamodb = stack.client("dynamodb")
         os.environ.update(stack.environment)
-        from smsgw import polling, sending
+        from smsgw import runtime  # after the environment: the logger reads its service name on import
         from smsgw.observability import logger
 
         # The handlers' JSON logs and metrics go to a file, so the console shows progress; --verbose shows both.
         self.log = sys.stdout if verbose else log_path.open("w", encoding="utf-8")
         if not verbose:
             logger.registered_handler.setStream(self.log)  # type: ignore[attr-defined]
-        sending.reset()
-        polling.reset()
+        runtime.reset()
         handler = load_handler("send_sms")
         # One event-source mapping per queue, as Lambda has: OTPs never wait behind the campaign's backlog.
         self.senders = [EventSourceMapping(stack, handler, source=source) for source in stack.event_sources]

@@ -11,10 +11,10 @@ import pytest
 from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
-from smsgw import polling, runtime
+from smsgw import runtime
 from smsgw.limiter import Lane
 from smsgw.message import parse_request
-from smsgw.polling import Poller, build_poller
+from smsgw.polling import Poller
 from smsgw.store import REPORT
 
 
@@ -53,7 +53,7 @@ def clock(simulator: MimSmsSimulator) -> Clock:
 
 
 def make_poller(clock: Any) -> Poller:
-    return build_poller(clock)
+    return runtime.make_poller(clock)
 
 
 @pytest.fixture
@@ -320,7 +320,7 @@ def test_a_run_stops_within_its_time_budget_and_the_next_carries_on_oldest_first
     simulator.state.rate_limits = ((10_000, 60),)
     ids = seed_sent(30, clock)
     ticking = TickingClock(clock.now, step=1.0)  # every reading of the clock is a second of work
-    poller = build_poller(ticking)
+    poller = runtime.make_poller(ticking)
     summary = poller.run(deadline=ticking.now + 15)
 
     assert summary.stopped_early == "time"
@@ -424,10 +424,8 @@ def test_the_tracking_policy_decides_which_messages_get_reports(
     tracked: set[str],
 ) -> None:
     monkeypatch.setenv("TRACKING_POLICY", policy)
-    from smsgw import sending
 
-    sending.reset()
-    polling.reset()
+    runtime.reset()
     send(send_handler, body("otp-1", priority="high"), body("promo-1", phone="01812345678"))
     records = {r["request_id"]: r for r in configured.records()}
     assert {rid for rid, r in records.items() if r.get("poll_work") == "report"} == tracked
@@ -452,9 +450,8 @@ def test_a_gate_that_cannot_be_written_still_holds_the_message(
 ) -> None:
     monkeypatch.setenv("BALANCE_GATE_PARAMETER", "/aws/reserved/balance-gate")  # SSM refuses to write here
     runtime.reset()
-    from smsgw import sending
 
-    sending.reset()
+    runtime.reset()
     simulator.state.accounts[USERNAME].balance = 0.2
     assert send(send_handler, body("r-1")) == []
     record = configured.record("r-1")

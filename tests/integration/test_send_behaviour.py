@@ -11,7 +11,7 @@ import pytest
 from conftest import API_KEY, PASSWORD, USERNAME, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
-from smsgw import sending
+from smsgw import runtime
 
 
 def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
@@ -57,7 +57,7 @@ def test_not_sent_every_time_ends_failed_with_a_clear_code(
 ) -> None:
     monkeypatch.setenv("MAX_SEND_ATTEMPTS", "3")
     monkeypatch.setenv("OUTAGE_FAILURES", "100")  # this test is about one message, not an outage
-    sending.reset()
+    runtime.reset()
     delays = []
     event = sqs_event(body("r-1"))
     for _ in range(3):
@@ -81,7 +81,7 @@ def test_an_outage_pauses_every_caller_instead_of_spending_retries(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OUTAGE_FAILURES", "3")
-    sending.reset()
+    runtime.reset()
     simulator.state.faults.push("http_503", "http_503", "http_503")
     bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(3)]
     assert invoke(send_handler, *bodies) == []
@@ -135,7 +135,7 @@ def test_connection_refused_is_not_sent_and_waits(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("MIMSMS_BASE_URL", f"http://127.0.0.1:{port}")
-    sending.reset()
+    runtime.reset()
 
     assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
@@ -152,7 +152,7 @@ def test_an_abandoned_claim_is_resolved_as_maybe_sent(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
     # An earlier invocation claimed the message and died (timeout) before recording anything.
-    sender = sending.get_sender()
+    sender = runtime.sender()
     from smsgw.message import parse_request
 
     request = parse_request(body("r-1"), default_request_id="x")
@@ -234,7 +234,7 @@ def test_without_capacity_messages_wait_outside_the_function_otps_first(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
-    sending.reset()
+    runtime.reset()
     bulk = [body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(4)]
     otp = body("otp-1", phone="01812345678", priority="high")
     no_id = json.dumps({"phone": "01912345678", "message": "no request_id given"})
@@ -273,7 +273,7 @@ def test_a_message_older_than_the_maximum_age_is_never_sent(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_MESSAGE_AGE_SECONDS", "3600")
-    sending.reset()
+    runtime.reset()
     event = sqs_event(body("old-1"), body("new-1", phone="01812345678"))
     event["Records"][0]["attributes"]["SentTimestamp"] = str(int((time.time() - 3601) * 1000))
     assert send_handler(event, FakeContext())["batchItemFailures"] == []
@@ -285,7 +285,7 @@ def test_a_waiting_copy_keeps_its_deadline_and_expires_rather_than_come_back_lat
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "2/3600")  # one send an hour after the balance call
-    sending.reset()
+    runtime.reset()
     soon = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 600))
     later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 86400))
     first, urgent, patient = body("a-1"), body("a-2", valid_until=soon), body("a-3", valid_until=later)
@@ -336,7 +336,7 @@ def test_placeholder_credentials_keep_messages_waiting(
     assert configured.record("r-1") is None
     assert sends(simulator) == 0
     configured.put_credentials()  # the operator puts the real credentials in
-    sending.reset()  # (the cached copy expires)
+    runtime.reset()  # (the cached copy expires)
     assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
     assert record is not None
@@ -348,7 +348,7 @@ def test_a_settled_message_is_a_duplicate_even_while_credentials_are_broken(
 ) -> None:
     assert invoke(send_handler, body("r-1")) == []
     configured.put_credentials(username="REPLACE_ME", api_key="REPLACE_ME")
-    sending.reset()
+    runtime.reset()
     assert invoke(send_handler, body("r-1")) == []  # acknowledged, not sent to the DLQ
 
 
@@ -415,7 +415,7 @@ def test_logs_hold_no_secrets_numbers_or_text(
         "not json",
     )
     configured.put_credentials(api_key="wrong-key-for-this-test")
-    sending.reset()
+    runtime.reset()
     invoke(send_handler, body("r-4", phone="01912345678"), start=5)
 
     logs = log_output()

@@ -295,35 +295,10 @@ class Poller:
         logger.info("poll finished", extra=summary.as_dict())
 
 
-def build_poller(clock: Callable[[], float] = time.time) -> Poller:
-    """A poller over the process-wide clients and collaborators."""
-    return Poller(
-        runtime.settings(),
-        runtime.store(),
-        runtime.provider(),
-        runtime.credentials(),
-        runtime.gate(),
-        runtime.status_events(),
-        runtime.client("sqs"),
-        runtime.limiter() if clock is time.time else runtime.make_limiter(clock),
-        clock=clock,
-    )
-
-
-@functools.cache
-def get_poller() -> Poller:
-    return build_poller()
-
-
-def reset() -> None:
-    runtime.reset()
-    get_poller.cache_clear()
-
-
 def poll(context: Any) -> PollSummary:
     """One scheduled run, ending early enough that an in-flight provider call still fits before the timeout."""
     settings = runtime.settings()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_RUN_SECONDS
     reserve = settings.connect_timeout + settings.read_timeout + 5.0
     deadline = time.time() + max(remaining - reserve, remaining * 0.5)
-    return get_poller().run(deadline)
+    return runtime.poller().run(deadline)

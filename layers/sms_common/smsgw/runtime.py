@@ -1,6 +1,7 @@
-"""Process-wide wiring: settings, AWS clients and collaborators, built once per container on first use.
+"""The composition root: settings, AWS clients and every collaborator, built once per container on first use.
 
-Tests call `reset()` after changing the environment instead of reloading modules.
+The only module that wires parts together; the parts receive what they need. Tests call `reset()`
+after changing the environment instead of reloading modules.
 """
 
 from __future__ import annotations
@@ -8,7 +9,8 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -21,6 +23,10 @@ from smsgw.events import StatusEvents
 from smsgw.limiter import RateLimiter
 from smsgw.provider import Provider, make_provider
 from smsgw.store import MessageStore
+
+if TYPE_CHECKING:
+    from smsgw.polling import Poller
+    from smsgw.sending import Sender
 
 # Short AWS timeouts, so three tries of a stuck call still end well inside the send function's 30 s.
 _AWS_CONFIG = Config(
@@ -93,11 +99,38 @@ def deferrer() -> Deferrer:
     )
 
 
+@functools.cache
+def sender() -> Sender:
+    from smsgw.sending import Sender  # here, not at the top: the parts import this module
+
+    return Sender(settings(), store(), provider(), credentials(), gate())
+
+
+@functools.cache
+def send_pool() -> ThreadPoolExecutor:
+    """The bounded pool a batch's blocking provider calls run on."""
+    return ThreadPoolExecutor(max_workers=settings().send_concurrency, thread_name_prefix="send")
+
+
+def make_poller(clock: Callable[[], float] = time.time) -> Poller:
+    """A poller over the process-wide clients; a test's clock gets a limiter on the same clock."""
+    from smsgw.polling import Poller
+
+    limiter_ = limiter() if clock is time.time else make_limiter(clock)
+    return Poller(settings(), store(), provider(), credentials(), gate(), status_events(), client("sqs"), limiter_,
+                  clock=clock)  # fmt: skip
+
+
+@functools.cache
+def poller() -> Poller:
+    return make_poller()
+
+
 def settings() -> Settings:
     return get_settings()
 
 
-_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer)
+_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, send_pool, poller)
 
 
 def reset() -> None:

@@ -9,10 +9,8 @@ Retryable outcomes raise `RetryLater` so the record lands in `batchItemFailures`
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -413,26 +411,6 @@ class Sender:
         return RecordResult(request.request_id, "duplicate")
 
 
-# --- process-wide wiring: built once per container, on first use -------------------------------
-
-
-@functools.cache
-def get_sender() -> Sender:
-    return Sender(runtime.settings(), runtime.store(), runtime.provider(), runtime.credentials(), runtime.gate())
-
-
-@functools.cache
-def get_executor() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=runtime.settings().send_concurrency, thread_name_prefix="send")
-
-
-def reset() -> None:
-    """Forget the cached settings, clients and pool (tests; a new environment)."""
-    runtime.reset()
-    get_sender.cache_clear()
-    get_executor.cache_clear()
-
-
 def _emit_metrics(result: RecordResult) -> None:
     metrics.add_metric(name=METRIC_BY_DISPOSITION[result.disposition], unit=MetricUnit.Count, value=1)
     if result.disposition == "sent":
@@ -469,7 +447,7 @@ def _defer(item: Inbound, retry_at: float, deferrals: int, lease_until: float) -
     request = item.request
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
     if deadline is not None and retry_at >= deadline:  # it would come back too late: never sent late
-        return get_sender().expire(item, lease_until)
+        return runtime.sender().expire(item, lease_until)
     delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, retry_at, deferrals, deadline)
     logger.info(
         "no capacity now; the message waits in its queue",
@@ -493,7 +471,7 @@ def _learn(limiter: RateLimiter, result: RecordResult) -> None:
 
 def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
-    sender, executor, limiter = get_sender(), get_executor(), runtime.limiter()
+    sender, executor, limiter = runtime.sender(), runtime.send_pool(), runtime.limiter()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
