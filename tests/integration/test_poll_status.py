@@ -15,7 +15,7 @@ from smsgw import runtime
 from smsgw.limiter import Lane
 from smsgw.message import parse_request
 from smsgw.polling import Poller
-from smsgw.store import REPORT
+from smsgw.records import WorkKind
 
 
 class Clock:
@@ -193,7 +193,7 @@ def test_reports_never_move_a_record_backward(
     clock.advance(61)
     # Two overlapping runs (a retried schedule) read the same due record; the second acts on its stale copy.
     # (Sequential on purpose: moto does not serialise conditional writes across threads as DynamoDB does.)
-    stale = list(runtime.store().due(REPORT, clock.now))
+    stale = list(runtime.store().due(WorkKind.REPORT, clock.now))
     assert len(stale) == 1
     make_poller(clock).run(clock.now + 30)
     _, result = make_poller(clock)._check_one(runtime.credentials().get(), stale[0])

@@ -8,7 +8,6 @@ from typing import Any
 from smsgw.observability import logger, mask_phone
 
 DETAIL_TYPE = "SMS Final Status"
-FINAL_STATES = frozenset({"delivered", "failed", "unknown"})
 
 
 def final_event(record: dict[str, Any]) -> dict[str, Any]:

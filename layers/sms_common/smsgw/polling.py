@@ -32,7 +32,8 @@ from smsgw.events import StatusEvents, final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
 from smsgw.provider import DeliveryState, Outcome, Provider
-from smsgw.store import HELD_WORK, REPORT, UNRESOLVED, MessageStore, iso
+from smsgw.records import Status, WorkKind
+from smsgw.store import MessageStore, iso
 
 DEFAULT_RUN_SECONDS = 60.0
 # Look again after 1, 2, 5, 15, 30 minutes, then hourly growing to every 6 hours (in units of
@@ -140,7 +141,7 @@ class Poller:
 
     # --- 2. held messages -------------------------------------------------------------------
     def _republish_held(self, deadline: float, summary: PollSummary) -> None:
-        for item in self._store.due(HELD_WORK, self._clock()):
+        for item in self._store.due(WorkKind.HELD, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
@@ -159,7 +160,7 @@ class Poller:
             "the provider may or may not have sent this SMS (its answer was lost); "
             "it was not resent to avoid a duplicate"
         )
-        for item in self._store.due(UNRESOLVED, self._clock()):
+        for item in self._store.due(WorkKind.UNRESOLVED, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
@@ -167,7 +168,7 @@ class Poller:
             if self._store.resolve_maybe_sent(item["request_id"], now=now, error_message=message):
                 summary.resolved_unknown_outcome += 1
                 summary.unknown += 1
-                record = {**item, "status": "unknown", "error_code": "outcome_unknown", "error_message": message}
+                record = {**item, "status": Status.UNKNOWN, "error_code": "outcome_unknown", "error_message": message}
                 summary.events.append(final_event({**record, "final_at": iso(now)}))
                 metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
 
@@ -185,7 +186,7 @@ class Poller:
             if not granted:  # sending has the capacity now; the rest stays due for the next run
                 summary.stopped_early = "capacity"
                 return
-            chunk, start = self._store.due_page(REPORT, now, granted, start)
+            chunk, start = self._store.due_page(WorkKind.REPORT, now, granted, start)
             lookups = sum(1 for item in chunk if self._needs_lookup(item))
             self._limiter.release(granted - lookups)  # past the window or no message id: no call made
             outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
@@ -211,7 +212,7 @@ class Poller:
         expired = now >= sent_at + self._settings.tracking_window_hours * 3600
         message_id = item.get("message_id")
         if not message_id or expired:
-            return False, self._finish(item, "unknown", now, item.get("provider_status"))
+            return False, self._finish(item, Status.UNKNOWN, now, item.get("provider_status"))
         report = self._provider.delivery_report(str(message_id), str(item["phone"]), credentials)
         if report.state is None:
             # The lookup itself failed: look again soon; throttling ends this run's polling.
@@ -219,10 +220,10 @@ class Poller:
             self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
             return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
         if report.state is DeliveryState.DELIVERED:
-            return True, self._finish(item, "delivered", now, report.provider_status, sent_at=sent_at)
+            return True, self._finish(item, Status.DELIVERED, now, report.provider_status, sent_at=sent_at)
         if report.state is DeliveryState.FAILED:
             return True, self._finish(
-                item, "failed", now, report.provider_status, report.error_code, report.error_message
+                item, Status.FAILED, now, report.provider_status, report.error_code, report.error_message
             )
         checks = int(item.get("report_checks", 0))
         backoff = self._settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
@@ -262,15 +263,15 @@ class Poller:
         if "event" in result:
             summary.events.append(result["event"])
         status = result.get("status")
-        if status == "delivered":
+        if status == Status.DELIVERED:
             summary.delivered += 1
             metrics.add_metric(name="MessagesDelivered", unit=MetricUnit.Count, value=1)
             if "latency" in result:
                 metrics.add_metric(name="DeliveryLatency", unit=MetricUnit.Seconds, value=result["latency"])
-        elif status == "failed":
+        elif status == Status.FAILED:
             summary.failed += 1
             self._count_failure(result.get("error_code") or "undelivered")
-        elif status == "unknown":
+        elif status == Status.UNKNOWN:
             summary.unknown += 1
             metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
         elif result.get("pending"):

@@ -29,7 +29,8 @@ from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
-from smsgw.store import HELD, IN_FLIGHT, RELEASED, Claim, MessageStore, iso
+from smsgw.records import AttemptState, Status
+from smsgw.store import Claim, MessageStore, iso
 
 Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
 # Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
@@ -212,7 +213,8 @@ class Sender:
         """
         existing = self._store.get(request.request_id)
         if existing is not None and not (
-            existing.get("status") == "sending" and existing.get("attempt_state") in (RELEASED, HELD)
+            existing.get("status") == Status.SENDING
+            and existing.get("attempt_state") in (AttemptState.RELEASED, AttemptState.HELD)
         ):
             return self._duplicate(request, existing, log)
         logger.error("sms cannot be sent yet; will retry", extra={**log, "error_code": error_code,
@@ -330,7 +332,7 @@ class Sender:
         return final_event(
             {
                 "request_id": request.request_id,
-                "status": "failed",
+                "status": Status.FAILED,
                 "error_code": error_code,
                 "error_message": error_message,
                 "phone": request.phone,
@@ -384,7 +386,7 @@ class Sender:
             event = final_event(
                 {
                     "request_id": request_id,
-                    "status": "failed",
+                    "status": Status.FAILED,
                     "error_code": exc.code,
                     "error_message": exc.message,
                     "final_at": iso(now),
@@ -394,8 +396,8 @@ class Sender:
 
     def _duplicate(self, request: SmsRequest, existing: dict[str, Any], log: dict[str, Any]) -> RecordResult:
         abandoned = (
-            existing.get("status") == "sending"
-            and existing.get("attempt_state") == IN_FLIGHT
+            existing.get("status") == Status.SENDING
+            and existing.get("attempt_state") == AttemptState.IN_FLIGHT
             and float(existing.get("lease_until", 0)) < self._clock()
         )
         if abandoned:

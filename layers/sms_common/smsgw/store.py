@@ -24,13 +24,12 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from smsgw.message import SmsRequest
+from smsgw.records import AttemptState, Status, WorkKind
 
-IN_FLIGHT, RELEASED, HELD, MAYBE_SENT, DONE = "in_flight", "released", "held", "maybe_sent", "done"
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
 # still has to look at carry `poll_work`; a final write removes it, so the index never holds history.
 WORK_INDEX, WORK, DUE = "WorkIndex", "poll_work", "due_at"
-REPORT, UNRESOLVED, HELD_WORK = "report", "unresolved", "held"
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -91,10 +90,10 @@ class MessageStore:
     def claim(self, request: SmsRequest, *, now: float, lease_until: float, sqs_message_id: str) -> Claim:
         token = uuid.uuid4().hex
         values: dict[str, Any] = {
-            ":sending": "sending",
-            ":released": RELEASED,
-            ":held": HELD,
-            ":in_flight": IN_FLIGHT,
+            ":sending": Status.SENDING,
+            ":released": AttemptState.RELEASED,
+            ":held": AttemptState.HELD,
+            ":in_flight": AttemptState.IN_FLIGHT,
             ":token": token,
             ":lease": _number(lease_until),
             ":now": iso(now),
@@ -150,14 +149,14 @@ class MessageStore:
         """Record a request that breaks the contract as `failed`. False when the request_id already has a record."""
         item = {
             "request_id": request_id,
-            "status": "failed",
+            "status": Status.FAILED,
             "error_code": error_code,
             "error_message": error_message,
             "attempts": 0,
             "created_at": iso(now),
             "updated_at": iso(now),
             "final_at": iso(now),
-            "attempt_state": DONE,
+            "attempt_state": AttemptState.DONE,
             "sqs_message_id": sqs_message_id,
             TTL_ATTRIBUTE: int(now) + self._retention_seconds,
         }
@@ -206,7 +205,7 @@ class MessageStore:
             request_id,
             sets,
             "claim_token = :token AND #status = :sending",
-            {":token": token, ":sending": "sending"},
+            {":token": token, ":sending": Status.SENDING},
             (*remove, "lease_until"),
             add,
         )
@@ -224,14 +223,14 @@ class MessageStore:
     ) -> bool:
         """`sent`, and queued for delivery-report polling from `report_due` on (None: not tracked)."""
         sets: dict[str, Any] = {
-            "status": "sent",
-            "attempt_state": DONE,
+            "status": Status.SENT,
+            "attempt_state": AttemptState.DONE,
             "sent_at": iso(now),
             "updated_at": iso(now),
             "cost": _number(cost),
         }
         if report_due is not None:
-            sets.update({WORK: REPORT, DUE: _number(report_due)})
+            sets.update({WORK: WorkKind.REPORT, DUE: _number(report_due)})
         else:
             sets["tracking"] = "off"
         if message_id:
@@ -253,8 +252,8 @@ class MessageStore:
     ) -> bool:
         """`failed`. `attempted` is False when the provider was not called (the claim's count is undone)."""
         sets: dict[str, Any] = {
-            "status": "failed",
-            "attempt_state": DONE,
+            "status": Status.FAILED,
+            "attempt_state": AttemptState.DONE,
             "error_code": error_code,
             "error_message": error_message,
             "final_at": iso(now),
@@ -269,7 +268,7 @@ class MessageStore:
     def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
         """The attempt certainly did not reach the provider: let the next delivery of the message claim it."""
         sets = {
-            "attempt_state": RELEASED,
+            "attempt_state": AttemptState.RELEASED,
             "error_code": error_code,
             "error_message": error_message,
             "updated_at": iso(now),
@@ -292,12 +291,12 @@ class MessageStore:
         `attempted` is False when the provider was not called: the claim's attempt is then not counted.
         """
         sets = {
-            "attempt_state": HELD,
+            "attempt_state": AttemptState.HELD,
             "error_code": error_code,
             "error_message": error_message,
             "updated_at": iso(now),
             "payload": payload,
-            WORK: HELD_WORK,
+            WORK: WorkKind.HELD,
             DUE: _number(now),
         }
         return self._finish_attempt(request_id, token, sets, add=None if attempted else {"attempts": -1})
@@ -307,11 +306,11 @@ class MessageStore:
     ) -> bool:
         """The provider may have sent it: keep `sending`, never resend blindly (README: maybe-sent policy)."""
         sets = {
-            "attempt_state": MAYBE_SENT,
+            "attempt_state": AttemptState.MAYBE_SENT,
             "error_code": "maybe_sent",
             "error_message": error_message,
             "updated_at": iso(now),
-            WORK: UNRESOLVED,
+            WORK: WorkKind.UNRESOLVED,
             DUE: _number(resolve_at),
         }
         return self._finish_attempt(request_id, token, sets)
@@ -364,11 +363,11 @@ class MessageStore:
         if error_code:
             sets["error_code"] = error_code
             sets["error_message"] = error_message or error_code
-        return self._update(request_id, sets, "#status = :sent", {":sent": "sent"}, remove=(WORK, DUE))
+        return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, remove=(WORK, DUE))
 
     def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
         """Still no final report: look again at `due`. False when the record is no longer `sent`."""
-        values: dict[str, Any] = {":now": iso(now), ":due": _number(due), ":sent": "sent", ":one": 1}
+        values: dict[str, Any] = {":now": iso(now), ":due": _number(due), ":sent": Status.SENT, ":one": 1}
         update = f"SET updated_at = :now, {DUE} = :due"
         if provider_status:
             update += ", provider_status = :ps"
@@ -379,8 +378,8 @@ class MessageStore:
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
         """A maybe-sent record past its grace period: `unknown` with `outcome_unknown` (README policy)."""
         sets = {
-            "status": "unknown",
-            "attempt_state": DONE,
+            "status": Status.UNKNOWN,
+            "attempt_state": AttemptState.DONE,
             "error_code": "outcome_unknown",
             "error_message": error_message,
             "final_at": iso(now),
@@ -390,7 +389,7 @@ class MessageStore:
             request_id,
             sets,
             "#status = :sending AND attempt_state = :maybe",
-            {":sending": "sending", ":maybe": MAYBE_SENT},
+            {":sending": Status.SENDING, ":maybe": AttemptState.MAYBE_SENT},
             remove=(WORK, DUE),
         )
 
@@ -400,7 +399,7 @@ class MessageStore:
             request_id,
             {"updated_at": iso(now)},
             "#status = :sending AND attempt_state = :held",
-            {":sending": "sending", ":held": HELD},
+            {":sending": Status.SENDING, ":held": AttemptState.HELD},
             remove=(WORK, DUE),
         )
 
