@@ -78,13 +78,18 @@ def test_not_sent_every_time_ends_failed_with_a_clear_code(
 
 
 def test_an_outage_pauses_every_caller_instead_of_spending_retries(
-    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    log_output: Any,
 ) -> None:
     monkeypatch.setenv("OUTAGE_FAILURES", "3")
     runtime.reset()
     simulator.state.faults.push("http_503", "http_503", "http_503")
     bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(3)]
     assert invoke(send_handler, *bodies) == []
+    assert '"ProviderCooldowns":[1.0]' in log_output().replace(" ", "")  # the alarm's metric
     calls = len(simulator.state.received)
     assert calls == 3
 

@@ -67,6 +67,7 @@ class RecordResult:
     throttled: bool = False
     retry_after: float | None = None
     provider_reached: bool | None = None  # None: no provider call; False: not sent or no answer (an outage sign)
+    cooldown_started: bool = False  # this failure started an outage cool-down for every caller
 
 
 @dataclass(frozen=True)
@@ -414,7 +415,10 @@ class Sender:
 
 
 def _emit_metrics(result: RecordResult) -> None:
+    """Metrics for one record, from the event loop's thread only (Powertools' Metrics is not thread-safe)."""
     metrics.add_metric(name=METRIC_BY_DISPOSITION[result.disposition], unit=MetricUnit.Count, value=1)
+    if result.cooldown_started:
+        metrics.add_metric(name="ProviderCooldowns", unit=MetricUnit.Count, value=1)
     if result.disposition == "sent":
         metrics.add_metric(name="Parts", unit=MetricUnit.Count, value=result.parts)
         metrics.add_metric(name="CostBDT", unit=MetricUnit.NoUnit, value=result.cost)
@@ -458,7 +462,7 @@ def _defer(item: Inbound, retry_at: float, deferrals: int, lease_until: float) -
     return RecordResult(request.request_id, "deferred", "rate_limited")
 
 
-def _learn(limiter: RateLimiter, result: RecordResult) -> None:
+def _learn(limiter: RateLimiter, result: RecordResult) -> RecordResult:
     """Tell the account-wide limiter what the provider said: throttled, answered, or failing (an outage?)."""
     if result.throttled:  # trust its word over our own count
         limiter.throttled(result.retry_after)
@@ -468,7 +472,8 @@ def _learn(limiter: RateLimiter, result: RecordResult) -> None:
         ends = limiter.provider_failed()
         if ends is not None:
             logger.error("the provider keeps failing; every caller pauses", extra={"until": iso(ends)})
-            metrics.add_metric(name="ProviderCooldowns", unit=MetricUnit.Count, value=1)
+            return replace(result, cooldown_started=True)
+    return result
 
 
 def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
@@ -489,12 +494,13 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in waiting:
             return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id], lease_until)
-        result = sender.handle(item, lease_until, gate_open=gate_open)
-        _learn(limiter, result)
+        result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
             deferred = _defer(item, retry_at, deferrals[item.sqs_message_id], lease_until)
-            return deferred if deferred.disposition != "deferred" else replace(deferred, error_code=result.error_code)
+            if deferred.disposition == "deferred":
+                deferred = replace(deferred, error_code=result.error_code)
+            return replace(deferred, cooldown_started=result.cooldown_started)
         return result
 
     async def handle(record: SQSRecord) -> str:
