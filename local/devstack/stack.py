@@ -201,6 +201,7 @@ def _create(
     environment["REPORT_DELAY_SECONDS"] = str(float(environment.get("REPORT_DELAY_SECONDS", "60")) / speed)
     environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(int(environment["MAYBE_SENT_GRACE_SECONDS"]) / speed)))
     environment["MAX_DEFER_SECONDS"] = str(max(1, round(int(environment["MAX_DEFER_SECONDS"]) / speed)))
+    environment["BALANCE_CHECK_SECONDS"] = str(round(int(environment["BALANCE_CHECK_SECONDS"]) / speed))
     # MiM's limits in the same compressed time, on both sides: the simulator enforces what the limiter keeps.
     limits = [(limit.count, max(1, round(limit.seconds / speed))) for limit in
               parse_rate_limits(environment["MIMSMS_RATE_LIMITS"])]  # fmt: skip

@@ -353,9 +353,9 @@ def test_reports_take_only_the_capacity_sending_leaves(
     assert sender_side.acquire(Lane.BULK, 1).granted == 0  # a send now waits for capacity ...
     clock.advance(61)  # ... and even with the window free again, reports leave it to the send
     assert make_poller(clock).run(deadline=clock.now + 60).delivered == 0
-    clock.advance(120)  # sending idle: reports catch up, within the window
+    clock.advance(120)  # sending idle: reports catch up, within the window (no balance check due yet)
     summary = make_poller(clock).run(deadline=clock.now + 60)
-    assert (summary.delivered, summary.stopped_early) == (18, "capacity")
+    assert (summary.delivered, summary.stopped_early) == (19, "capacity")
 
 
 def test_reads_grow_with_pending_messages_not_with_history(
@@ -378,6 +378,30 @@ def test_reads_grow_with_pending_messages_not_with_history(
     summary = make_poller(clock).run(deadline=clock.now + 30)
     assert summary.delivered == 5
     assert sum(read) == 5
+
+
+def test_the_balance_is_read_every_few_minutes_while_the_gate_is_open_and_every_run_while_closed(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    def balance_checks() -> int:
+        return sum(1 for r in simulator.state.received if "alance" in r.path)
+
+    poller = make_poller(clock)
+    assert poller.run(deadline=clock.now + 30).balance == 500.0
+    for _ in range(3):  # three more runs within the 240 s: no call spent on the balance
+        clock.advance(60)
+        assert poller.run(deadline=clock.now + 30).balance is None
+    clock.advance(60)
+    assert poller.run(deadline=clock.now + 30).balance == 500.0
+    assert balance_checks() == 2
+
+    simulator.state.accounts[USERNAME].balance = 2.0
+    clock.advance(240)
+    assert poller.run(deadline=clock.now + 30).gate_open is False
+    clock.advance(60)  # closed: every run looks, so sending resumes as soon as the account is topped up
+    simulator.state.accounts[USERNAME].balance = 300.0
+    assert poller.run(deadline=clock.now + 30).gate_open is True
+    assert balance_checks() == 4
 
 
 def test_held_otps_go_back_to_the_priority_queue(

@@ -84,6 +84,7 @@ class Settings:
     event_source: str = "sms-gateway"
     balance_gate_parameter: str | None = None  # SSM parameter holding the gate; None: no gate
     balance_floor: float = 10.0
+    balance_check_seconds: int = 240  # how often the open gate's balance is read (closed: every run)
     tracking_window_hours: float = 72.0
     maybe_sent_grace_seconds: int = 900
     report_delay_seconds: float = 60.0  # first look at a report after sending, and the back-off unit
@@ -197,6 +198,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         event_source=env.get("STATUS_EVENT_SOURCE", "").strip() or "sms-gateway",
         balance_gate_parameter=gate,
         balance_floor=_number(env, "BALANCE_FLOOR_BDT", 10.0, minimum=0, maximum=1_000_000),
+        balance_check_seconds=_integer(env, "BALANCE_CHECK_SECONDS", 240, minimum=0, maximum=86400),
         tracking_window_hours=_number(env, "TRACKING_WINDOW_HOURS", 72.0, minimum=0.01, maximum=24 * 30),
         maybe_sent_grace_seconds=_integer(env, "MAYBE_SENT_GRACE_SECONDS", 900, minimum=0, maximum=7 * 86400),
         report_delay_seconds=_number(env, "REPORT_DELAY_SECONDS", 60.0, minimum=0.1, maximum=3600),

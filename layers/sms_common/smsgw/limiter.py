@@ -73,6 +73,7 @@ class LimiterState:
     send_waiting_until: float = 0.0  # a send was refused: reports wait
     failures_in_a_row: int = 0  # not-sent failures since the last success, every instance together
     cooldowns: int = 0  # cool-downs in a row (each one longer), cleared by a success
+    balance_checked_at: float = 0.0  # the last balance check, by any poller
 
     def to_json(self) -> str:
         windows = {}
@@ -86,6 +87,7 @@ class LimiterState:
             "s": self.send_waiting_until,
             "f": self.failures_in_a_row,
             "c": self.cooldowns,
+            "k": self.balance_checked_at,
         }
         return json.dumps({"w": windows, **{k: round(v, 3) for k, v in marks.items() if v}}, separators=(",", ":"))
 
@@ -106,6 +108,7 @@ class LimiterState:
             send_waiting_until=float(data.get("s", 0)),
             failures_in_a_row=int(data.get("f", 0)),
             cooldowns=int(data.get("c", 0)),
+            balance_checked_at=float(data.get("k", 0)),
         )
 
 
@@ -297,6 +300,14 @@ class RateLimiter:
             assert self._state is not None
             state = self._state
         return None
+
+    def claim_balance_check(self, every: float) -> bool:
+        """True (and recorded) when no balance check was made in the last `every` seconds, by anyone."""
+
+        def change(state: LimiterState, now: float) -> LimiterState | None:
+            return None if now < state.balance_checked_at + every else replace(state, balance_checked_at=now)
+
+        return self._update(change) is not None
 
     def release(self, n: int) -> None:
         """Give back calls granted in this slice and not made (the work was gone). Later slices keep theirs."""

@@ -116,6 +116,10 @@ class Poller:
 
     # --- 1. balance and the gate ---------------------------------------------------------------
     def _check_balance(self, credentials: Any, summary: PollSummary) -> None:
+        # Every check is a call of the account's limit (every minute would be 14 % of the day's 10,000):
+        # every BALANCE_CHECK_SECONDS while the gate is open, every run while it is closed.
+        if self._gate.is_open() and not self._limiter.claim_balance_check(self._settings.balance_check_seconds):
+            return
         if not self._limiter.acquire(Lane.CONTROL).granted:
             logger.warning("no capacity for a balance check this run")
             return
