@@ -404,6 +404,25 @@ def test_the_balance_is_read_every_few_minutes_while_the_gate_is_open_and_every_
     assert balance_checks() == 4
 
 
+def test_failing_report_look_ups_start_the_cool_down_sending_shares(
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTAGE_FAILURES", "3")
+    monkeypatch.setenv("POLL_CONCURRENCY", "1")
+    runtime.reset()
+    seed_sent(3, clock)
+    simulator.state.faults.push("http_503", "http_503", "http_503", "http_503")  # the balance check, then 3 look-ups
+    make_poller(clock).run(deadline=clock.now + 30)
+    calls = len(simulator.state.received)
+    assert send(send_handler, body("later-1")) == []  # the send waits out the cool-down instead of failing
+    assert len(simulator.state.received) == calls
+    assert [copy.body["request_id"] for copy in configured.deferred()] == ["later-1"]
+
+
 def test_held_otps_go_back_to_the_priority_queue(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:

@@ -219,10 +219,17 @@ class Poller:
             return False, self._finish(item, Status.UNKNOWN, now, item.get("provider_status"))
         report = self._provider.delivery_report(str(message_id), str(item["phone"]), credentials)
         if report.state is None:
-            # The lookup itself failed: look again soon; throttling ends this run's polling.
+            # The lookup itself failed: look again soon; throttling ends this run's polling, and failures
+            # in a row count toward the outage cool-down that sending shares.
+            if (
+                report.outcome in (Outcome.NOT_SENT, Outcome.MAYBE_SENT)
+                and report.error_code != "authentication_failed"
+            ):
+                self._limiter.provider_failed()
             retry_at = now + self._settings.report_delay_seconds
             self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
             return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
+        self._limiter.provider_answered()
         if report.state is DeliveryState.DELIVERED:
             return True, self._finish(item, Status.DELIVERED, now, report.provider_status, sent_at=sent_at)
         if report.state is DeliveryState.FAILED:
