@@ -1,9 +1,10 @@
-"""The status table (CONTRACT.md section 2): the only module that touches DynamoDB.
+"""The status table (CONTRACT.md section 2): the only module that touches it (limiter.py keeps the control table).
 
 The status record is also the idempotency record. `claim` is one conditional write that either
 creates the record as `sending` or takes back a record whose previous attempt certainly did not reach
 the provider (`attempt_state` released or held). Anything else is a duplicate and is not sent again.
-Every later write is conditional on the claim token, so a record only ever moves forward.
+Every later write is conditional on the claim token, so a record only ever moves forward. Every change
+but the record of an invalid request (a conditional put) goes through one primitive, `_transition`.
 
 Internal attributes (not part of the contract): `attempt_state` (in_flight, released, held, maybe_sent,
 done), `claim_token`, `lease_until` (epoch seconds after which an in-flight claim is known to be
@@ -66,17 +67,46 @@ class MessageStore:
         self._table = table
         self._retention_seconds = retention_days * 86400
 
-    def _conditional_update(
-        self, key: str, update: str, condition: str, values: dict[str, Any], names: dict[str, str] | None = None
+    def _transition(
+        self,
+        request_id: str,
+        *,
+        when: str,
+        when_values: dict[str, Any],
+        sets: dict[str, Any],
+        sets_if_absent: dict[str, Any] | None = None,
+        add: dict[str, int] | None = None,
+        remove: tuple[str, ...] = (),
     ) -> tuple[bool, dict[str, Any]]:
-        """Run one conditional UpdateItem: (True, the attributes it set) or (False, the item as it is)."""
+        """The one way a record changes: one conditional UpdateItem, applied only when `when` holds.
+
+        SET `sets` (and `sets_if_absent` where the attribute is missing), ADD `add`, REMOVE `remove`.
+        Returns (True, the attributes it set) or (False, the record as it is, {} when there is none).
+        """
+        names: dict[str, str] = {"#status": "status"}  # `when` may name the status (a reserved word)
+        values = dict(when_values)
+        clauses: list[str] = []
+        for n, (name, value) in enumerate(sets.items()):
+            names[f"#s{n}"], values[f":s{n}"] = name, value
+            clauses.append(f"#s{n} = :s{n}")
+        for n, (name, value) in enumerate((sets_if_absent or {}).items()):
+            names[f"#f{n}"], values[f":f{n}"] = name, value
+            clauses.append(f"#f{n} = if_not_exists(#f{n}, :f{n})")
+        update = "SET " + ", ".join(clauses)
+        if add:
+            for n, (name, value) in enumerate(add.items()):
+                names[f"#a{n}"], values[f":a{n}"] = name, value
+            update += " ADD " + ", ".join(f"#a{n} :a{n}" for n in range(len(add)))
+        if remove:
+            names.update({f"#r{n}": name for n, name in enumerate(remove)})
+            update += " REMOVE " + ", ".join(f"#r{n}" for n in range(len(remove)))
         try:
             response = self._client.update_item(
                 TableName=self._table,
-                Key={"request_id": {"S": key}},
+                Key={"request_id": {"S": request_id}},
                 UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#status": "status", **(names or {})},
+                ConditionExpression=when,
+                ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_values(values),
                 ReturnValues="UPDATED_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
@@ -89,55 +119,39 @@ class MessageStore:
 
     def claim(self, request: SmsRequest, *, now: float, lease_until: float, sqs_message_id: str) -> Claim:
         token = uuid.uuid4().hex
-        values: dict[str, Any] = {
-            ":sending": Status.SENDING,
-            ":released": AttemptState.RELEASED,
-            ":held": AttemptState.HELD,
-            ":in_flight": AttemptState.IN_FLIGHT,
-            ":token": token,
-            ":lease": _number(lease_until),
-            ":now": iso(now),
-            ":one": 1,
-            ":phone": request.phone,
-            ":parts": request.segmentation.parts,
-            ":encoding": request.segmentation.encoding,
-            ":priority": request.priority,
-            ":type": request.type,
-            ":metadata": request.metadata,
-            ":sqs": sqs_message_id,
-            ":expires": int(now) + self._retention_seconds,
+        sets: dict[str, Any] = {
+            "status": Status.SENDING,
+            "phone": request.phone,
+            "parts": request.segmentation.parts,
+            "encoding": request.segmentation.encoding,
+            "priority": request.priority,
+            "type": request.type,
+            "metadata": request.metadata,
+            "sqs_message_id": sqs_message_id,
+            "attempt_state": AttemptState.IN_FLIGHT,
+            "claim_token": token,
+            "lease_until": _number(lease_until),
+            "updated_at": iso(now),
+            TTL_ATTRIBUTE: int(now) + self._retention_seconds,
         }
-        sets = [
-            "#status = :sending",
-            "phone = :phone",
-            "parts = :parts",
-            "encoding = :encoding",
-            "priority = :priority",
-            "#type = :type",
-            "metadata = :metadata",
-            "sqs_message_id = :sqs",
-            "attempt_state = :in_flight",
-            "claim_token = :token",
-            "lease_until = :lease",
-            "created_at = if_not_exists(created_at, :now)",
-            "updated_at = :now",
-            f"{TTL_ATTRIBUTE} = :expires",
-        ]
         optional = {
             "sender_id": request.sender_id,
             "campaign_id": request.campaign_id,
             "schedule_time": request.schedule_time.isoformat() if request.schedule_time else None,
         }
-        for name, value in optional.items():
-            if value is not None:
-                sets.append(f"{name} = :{name}")
-                values[f":{name}"] = value
-        claimed, item = self._conditional_update(
+        sets.update({name: value for name, value in optional.items() if value is not None})
+        claimed, item = self._transition(
             request.request_id,
-            "SET " + ", ".join(sets) + f" ADD attempts :one REMOVE {WORK}, {DUE}, payload",
-            "attribute_not_exists(request_id) OR (#status = :sending AND attempt_state IN (:released, :held))",
-            values,
-            {"#type": "type"},
+            when="attribute_not_exists(request_id) OR (#status = :sending AND attempt_state IN (:released, :held))",
+            when_values={
+                ":sending": Status.SENDING,
+                ":released": AttemptState.RELEASED,
+                ":held": AttemptState.HELD,
+            },
+            sets=sets,
+            sets_if_absent={"created_at": iso(now)},
+            add={"attempts": 1},
+            remove=(WORK, DUE, "payload"),
         )
         if not claimed:
             return Claim(token=None, existing=item)
@@ -181,16 +195,10 @@ class MessageStore:
         remove: tuple[str, ...] = (),
         add: dict[str, int] | None = None,
     ) -> bool:
-        """SET `sets` (ADD `add`, REMOVE `remove`) when `condition` holds. False when it does not."""
-        values = {f":{name}": value for name, value in sets.items()}
-        values.update(condition_values)
-        update = "SET " + ", ".join(f"{'#status' if name == 'status' else name} = :{name}" for name in sets)
-        if add:
-            values.update({f":add_{name}": value for name, value in add.items()})
-            update += " ADD " + ", ".join(f"{name} :add_{name}" for name in add)
-        if remove:
-            update += " REMOVE " + ", ".join(remove)
-        return self._conditional_update(request_id, update, condition, values)[0]
+        """`_transition`, answering only whether it applied."""
+        return self._transition(
+            request_id, when=condition, when_values=condition_values, sets=sets, add=add, remove=remove
+        )[0]
 
     def _finish_attempt(
         self,
@@ -367,13 +375,10 @@ class MessageStore:
 
     def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
         """Still no final report: look again at `due`. False when the record is no longer `sent`."""
-        values: dict[str, Any] = {":now": iso(now), ":due": _number(due), ":sent": Status.SENT, ":one": 1}
-        update = f"SET updated_at = :now, {DUE} = :due"
+        sets: dict[str, Any] = {"updated_at": iso(now), DUE: _number(due)}
         if provider_status:
-            update += ", provider_status = :ps"
-            values[":ps"] = provider_status
-        update += " ADD report_checks :one"
-        return self._conditional_update(request_id, update, "#status = :sent", values)[0]
+            sets["provider_status"] = provider_status
+        return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, add={"report_checks": 1})
 
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
         """A maybe-sent record past its grace period: `unknown` with `outcome_unknown` (README policy)."""
