@@ -30,7 +30,7 @@ GSM7_DOUBLE = set("^{}\\[~]|€\f")
 MOBILE = re.compile(r"^8801[3-9]\d{8}$")
 LOCAL_MOBILE = re.compile(r"^01[3-9]\d{8}$")
 FAULTS = ("http_500", "http_503", "timeout", "non_json", "drop_before", "drop_after")
-# Operator words the simulator may report, final or not (mimsms-api.md).
+# Operator words the simulator may report, final or not (MiM's delivery-report statuses).
 FINAL_STATUSES = {
     "Delivered",
     "Undelivered",

@@ -1,4 +1,4 @@
-"""The producer's message (CONTRACT.md section 1): parse an SQS body into an SmsRequest, or say what is wrong.
+"""The producer's message (README, "Publishing a message"): parse an SQS body into an SmsRequest, or say what is wrong.
 
 Validation errors carry the contract's error code and a sentence naming the field. They are final:
 the send path records them as `failed` and never retries them.

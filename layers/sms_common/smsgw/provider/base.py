@@ -1,6 +1,6 @@
 """The provider interface: what the rest of the service knows about MiM, whatever the dialect.
 
-Every call ends in an outcome class (DESIGN.md), never an exception: the adapters turn transport
+Every call ends in an outcome class (README, "Outcome classes"), never an exception: the adapters turn transport
 faults, odd bodies and error codes into one of these, and the send path acts on the class alone.
 """
 
