@@ -20,8 +20,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from devstack import stack as local
 from devstack.lambdas import EventSourceMapping, Schedule, load_handler
 from mimsms_simulator import FAULTS, ProviderState
@@ -102,7 +100,6 @@ class Run:
         self.stack = stack
         self.verbose = verbose
         self.sqs = stack.client("sqs")
-        self.dynamodb = stack.client("dynamodb")
         os.environ.update(stack.environment)
         from smsgw import runtime  # after the environment: the logger reads its service name on import
         from smsgw.observability import logger
@@ -123,28 +120,6 @@ class Run:
             if item.request_id is None:
                 item.request_id = response["MessageId"]
 
-    def records(self) -> dict[str, dict[str, Any]]:
-        deserializer = TypeDeserializer()
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"TableName": self.stack.table}
-        while True:
-            page = self.dynamodb.scan(**kwargs)
-            items.extend(page["Items"])
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return {r["request_id"]: r for r in ({k: deserializer.deserialize(v) for k, v in i.items()} for i in items)}
-
-    def queue_depth(self, url: str) -> int:
-        attributes = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        # Deferred messages (waiting for capacity) are delayed ones: still queued.
-        kinds = (
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        )
-        return sum(int(attributes.get(kind, 0)) for kind in kinds)
-
     def step(self) -> None:
         """One turn of the Lambda service: an event-source poll and, when due, the schedule."""
         with contextlib.redirect_stdout(self.log):
@@ -154,12 +129,12 @@ class Run:
             time.sleep(0.05)
 
     def progress(self, started: float, planned: list[Planned]) -> tuple[bool, str]:
-        records = self.records()
+        records = self.stack.records()
         ids = {p.request_id for p in planned}
         statuses = [records[i]["status"] if i in records else "queued" for i in ids]
         counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL)}
-        queued = sum(self.queue_depth(source.queue_url) for source in self.stack.event_sources)
-        dead = self.queue_depth(self.stack.event_source.dead_letter_url)
+        queued = sum(self.stack.queue_depth(source.queue_url) for source in self.stack.event_sources)
+        dead = self.stack.queue_depth(self.stack.event_source.dead_letter_url)
         settled = all(s in FINAL for s in statuses) and queued == 0
         # A message that exhausted its tries rests in the dead-letter queue: that too is an end state.
         if not settled and queued == 0 and dead:
@@ -183,7 +158,7 @@ class Run:
 
 
 def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
-    records = run.records()
+    records = run.stack.records()
     sent_per_phone: dict[str, int] = {}
     for sms in run.stack.simulator.state.sent.values():
         sent_per_phone[sms.phone] = sent_per_phone.get(sms.phone, 0) + 1
@@ -228,7 +203,7 @@ def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
         f"{len(planned)} messages, {len(run.stack.simulator.state.sent)} SMS accepted by the provider, "
         f"{duplicates_sent} sent twice, {run.stack.simulator.state.rate_rejections} refused for the rate limit, "
         f"{len(events)} status events, "
-        f"{run.queue_depth(run.stack.event_source.dead_letter_url)} in the dead-letter queue"
+        f"{run.stack.queue_depth(run.stack.event_source.dead_letter_url)} in the dead-letter queue"
     )
     sends = sum(sender.invocations for sender in run.senders)
     print(f"cost {total_cost} BDT, provider balance {balance:g} BDT; "
@@ -334,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         ok = summarise(run, planned, bool(faults))
         if args.keep_running and not stopping:
             print_connection(stack)
-            seen = set(run.records())
+            seen = set(run.stack.records())
             while not stopping:
                 run.step()
-                for request_id, record in run.records().items():
+                for request_id, record in run.stack.records().items():
                     if request_id not in seen and record.get("status") in FINAL:
                         seen.add(request_id)
                         print(f"  {request_id}: {record['status']} {record.get('error_code') or ''}", flush=True)

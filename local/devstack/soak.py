@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
-
 from devstack import stack as local
 from devstack.lambdas import EventSourceMapping, Schedule, load_handler
 from devstack.stack import EventSource
@@ -100,30 +98,6 @@ def campaign(count: int, otp_every: int) -> list[dict[str, Any]]:
     return messages
 
 
-def _records(stack: local.LocalStack) -> dict[str, dict[str, Any]]:
-    dynamodb, deserializer = stack.client("dynamodb"), TypeDeserializer()
-    records: dict[str, dict[str, Any]] = {}
-    kwargs: dict[str, Any] = {"TableName": stack.table}
-    while True:
-        page = dynamodb.scan(**kwargs)
-        for item in page["Items"]:
-            record = {k: deserializer.deserialize(v) for k, v in item.items()}
-            records[record["request_id"]] = record
-        if "LastEvaluatedKey" not in page:
-            return records
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _depth(stack: local.LocalStack, url: str) -> int:
-    attributes = stack.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-    kinds = (
-        "ApproximateNumberOfMessages",
-        "ApproximateNumberOfMessagesNotVisible",
-        "ApproximateNumberOfMessagesDelayed",
-    )
-    return sum(int(attributes.get(kind, 0)) for kind in kinds)
-
-
 def busiest_window(times: list[float], seconds: float) -> int:
     """Most requests in any interval of `seconds` (sliding), as MiM may count them."""
     times = sorted(times)
@@ -166,7 +140,7 @@ class SoakResult:
 def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float],
              speed: float, started: float) -> SoakResult:  # fmt: skip
     state = stack.simulator.state
-    records = _records(stack)
+    records = stack.records()
     per_phone: dict[str, int] = {}
     accepted_at: dict[str, float] = {}
     for sms in state.sent.values():
@@ -193,7 +167,7 @@ def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published:
             codes[record.get("error_code", "?")] = codes.get(record.get("error_code", "?"), 0) + 1
     return SoakResult(speed, tuple(state.rate_limits), classes, codes, [r.at for r in state.received],
                       [sms.received_at for sms in state.sent.values()], state.rate_rejections,
-                      _depth(stack, stack.event_source.dead_letter_url), started)  # fmt: skip
+                      stack.queue_depth(stack.event_source.dead_letter_url), started)  # fmt: skip
 
 
 def print_report(result: SoakResult) -> None:
@@ -272,9 +246,9 @@ def soak(
             queues = [source.queue_url for source in stack.event_sources]
             while time.monotonic() - began < timeout:
                 time.sleep(2)
-                records = _records(stack)
+                records = stack.records()
                 statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
-                queued = sum(_depth(stack, url) for url in queues)
+                queued = sum(stack.queue_depth(url) for url in queues)
                 if progress:
                     counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
                     line = "  ".join(f"{k} {v}" for k, v in counts.items())

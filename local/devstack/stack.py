@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+from boto3.dynamodb.types import TypeDeserializer
 
 from devstack.motoserver import MotoServer, free_port
 from devstack.template import create_table, load_template
@@ -83,13 +84,39 @@ class LocalStack:
     status_events_url: str
     outputs: dict[str, str] = field(default_factory=dict)
 
+    _clients: dict[str, Any] = field(default_factory=dict, repr=False)
+
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+        """A client of the local endpoint, made once per service (progress loops ask every second)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+        return self._clients[service]
 
     @property
     def event_source(self) -> EventSource:
         """The normal send queue's event source (the priority queue's is `event_sources[1]`)."""
         return self.event_sources[0]
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        """Every status record in the table, by request_id (a scan: local tooling only)."""
+        dynamodb, deserializer = self.client("dynamodb"), TypeDeserializer()
+        records: dict[str, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {"TableName": self.table}
+        while True:
+            page = dynamodb.scan(**kwargs)
+            for item in page["Items"]:
+                record = {k: deserializer.deserialize(v) for k, v in item.items()}
+                records[record["request_id"]] = record
+            if "LastEvaluatedKey" not in page:
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def queue_depth(self, url: str) -> int:
+        """Messages in a queue: visible, in flight, and delayed (those waiting for capacity)."""
+        attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        kinds = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+        return sum(int(attributes.get(kind, 0)) for kind in kinds)
 
     def queue_for(self, body: str) -> str:
         """The queue a producer publishes `body` to: the priority queue for priority "high"."""
