@@ -16,6 +16,7 @@ calls per window against the limit, over a campaign). Sections:
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -27,9 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import urllib3
+from botocore import xform_name
+from botocore.config import Config
 
 from devstack import soak as soaking
-from devstack.motoserver import MotoServer
+from devstack.motoserver import MotoServer, SimulatorProcess
+from devstack.storemodel import ModelledDynamoDB
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import runtime, sending
@@ -40,6 +45,8 @@ from smsgw.observability import logger, metrics
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench-out"
 LATENCY = 0.10  # seconds the simulator holds every request, standing in for the network to MiM
+STORE_LATENCY = 0.005  # seconds a DynamoDB call takes in the store model (devstack.storemodel)
+LOG_LEVEL = "INFO"  # the template's default, for the CPU measure
 ROUNDS = 5
 # The minute binds in this campaign (the hour's and day's limits set high), so a few hundred messages
 # show the steady state. At 10x a minute is 6 s: moto keeps up, and SQS's whole-second delays are a
@@ -51,6 +58,7 @@ TARGETS = {
     "rate_refusals": ("==", 0),
     "otp_latency_windows_p95": ("<=", 1.0),
     "batch_of_10_per_round_trip": ("<=", 1.5),
+    "handler_cpu_per_irreducible": ("<=", 1.5),
     "cold_start_per_import_boto3": ("<=", 1.5),
     "items_read_per_report": ("<=", 1.1),
     "dynamodb_writes_per_message": ("<=", 4.0),
@@ -135,22 +143,116 @@ def _chart(windows: list[int], limit: int, ceiling: float, window_seconds: float
 
 
 # --- 2. the send path, 3. cold start ----------------------------------------------------------------
-def send_path(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
+def _round_trips(start: int, store: ModelledDynamoDB | None = None) -> dict[str, float]:
+    """Median seconds of one message, a pooled batch of 10 and the same 10 one after another."""
     results: dict[str, list[float]] = {"one": [], "batch": [], "sequential": []}
-    serial = 0
+    serial = start
     for concurrency, label, count in (("10", "one", 1), ("10", "batch", 10), ("1", "sequential", 10)):
         os.environ["SEND_CONCURRENCY"] = concurrency
         runtime.reset()
-        _timed(1, 10_000_000 + serial)  # warm: clients, pool, credentials cache
+        if store is not None:
+            store.attach(runtime.client("dynamodb"))
+        _timed(1, serial)  # warm: clients, pool, credentials cache
         serial += 1
         for _ in range(ROUNDS):
             results[label].append(_timed(count, serial))
             serial += count
-    one, batch, sequential = (statistics.median(results[k]) for k in ("one", "batch", "sequential"))
+    return {label: statistics.median(runs) for label, runs in results.items()}
+
+
+def _official_send(base_url: str, n: int) -> tuple[str, bytes]:
+    body = {"UserName": "bench@example.com", "Apikey": "bench-key", "MobileNumber": f"8801{n % 1_000_000_000:09d}",
+            "CampaignId": "null", "SenderName": "MIMSMS", "TransactionType": "T",
+            "Message": "Your OTP is 482913"}  # fmt: skip
+    return f"{base_url}/api/SmsSending/SMS", json.dumps(body).encode()
+
+
+def handler_cpu(base_url: str, store: ModelledDynamoDB, start: int) -> dict[str, float]:
+    """CPU per message of the handler (batches of 10, production log level) against the irreducible work:
+    the same provider POST with bare urllib3, and the same DynamoDB calls issued directly with botocore,
+    both against the same store model."""
+    os.environ["SEND_CONCURRENCY"] = "10"
+    runtime.reset()
+    dynamodb = runtime.client("dynamodb")
+    store.attach(dynamodb)
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def capture(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, copy.deepcopy(params)))
+
+    _timed(1, start)
+    direct = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))
+    store.attach(direct)
+    pool = urllib3.PoolManager()
+    batches, sample = 5, 20  # per round: 50 messages through the handler, 20 done the irreducible way
+    serial = start + 1
+
+    def through_handler() -> float:
+        nonlocal serial
+        logger.setLevel(LOG_LEVEL)
+        with open(os.devnull, "w") as quiet:
+            stdout = logger.registered_handler.setStream(quiet)  # type: ignore[attr-defined]
+            began = time.process_time()
+            for _ in range(batches):
+                _timed(10, serial)
+                serial += 10
+            spent = time.process_time() - began
+            logger.registered_handler.setStream(stdout)  # type: ignore[attr-defined]
+        logger.setLevel("ERROR")
+        return spent / (batches * 10)
+
+    def irreducible(with_store: bool = True) -> float:
+        nonlocal serial
+        requests = [_official_send(base_url, serial + n) for n in range(sample)]
+        serial += sample
+        replay = calls[: round(len(calls) * sample / (batches * 10))] if with_store else []
+        began = time.process_time()
+        for url, body in requests:
+            response = pool.request("POST", url, body=body, headers={"Content-Type": "application/json"})
+            json.loads(response.data)
+        for name, params in replay:
+            getattr(direct, xform_name(name))(**params)
+        return (time.process_time() - began) / sample
+
+    # A first round captures the DynamoDB calls the design makes (their parameters, to replay directly).
+    dynamodb.meta.events.register("before-parameter-build.dynamodb", capture)
+    through_handler()
+    dynamodb.meta.events.unregister("before-parameter-build.dynamodb", capture)
+    irreducible()
+    handler_runs, irreducible_runs, post_runs = [], [], []
+    for _ in range(3):  # alternated, medians: one noisy round on a small machine does not decide
+        handler_runs.append(through_handler())
+        irreducible_runs.append(irreducible())
+        post_runs.append(irreducible(with_store=False))
+    handler, bare, post = (statistics.median(runs) for runs in (handler_runs, irreducible_runs, post_runs))
+    messages = batches * 10
     return {
-        "batch_of_10_per_round_trip": batch / one,
-        "serial_per_pooled": sequential / batch,
-        "one_record_ms": one * 1000,
+        "handler_cpu_per_irreducible": handler / bare,
+        "handler_cpu_per_bare_post": handler / post,
+        "handler_cpu_ms_per_message": handler * 1000,
+        "irreducible_cpu_ms_per_message": bare * 1000,
+        "dynamodb_calls_per_message_in_the_handler": len(calls) / messages,
+    }
+
+
+def send_path(moto: MotoServer) -> dict[str, Any]:
+    """With the simulator in its own process: one message, a pooled batch of 10 and the same 10 in series,
+    against moto's server and against the store modelled at STORE_LATENCY a call; then handler CPU."""
+    limits = "1000000/60,10000000/3600,100000000/86400"
+    account = ("--username", "bench@example.com", "--api-key", "bench-key", "--balance", "1e9")
+    with SimulatorProcess("--latency", str(LATENCY), "--rate-limits", limits, *account) as sim:
+        os.environ["MIMSMS_BASE_URL"] = sim.base_url
+        on_moto = _round_trips(10_000_000)
+        store = ModelledDynamoDB(STORE_LATENCY)
+        modelled = _round_trips(20_000_000, store)
+        cpu = handler_cpu(sim.base_url, store, 30_000_000)
+    return {
+        "batch_of_10_per_round_trip": modelled["batch"] / modelled["one"],
+        "batch_of_10_per_round_trip_on_moto": on_moto["batch"] / on_moto["one"],
+        "serial_per_pooled": modelled["sequential"] / modelled["batch"],
+        "one_record_ms": modelled["one"] * 1000,
+        "one_record_ms_on_moto": on_moto["one"] * 1000,
+        **cpu,
     }
 
 
@@ -258,27 +360,27 @@ def main() -> None:
     logger.setLevel("ERROR")
     print("1/4 a campaign at MiM's limits (4 consumer processes, the poller, moto, the simulator) ...", flush=True)
     results: dict[str, Any] = campaign()
-    state = ProviderState(rate_limits=((1_000_000, 60),), delivery_delay=60.0)
-    state.add_account(Account("bench@example.com", "bench-key", balance=1e9))
-    state.faults.latency = LATENCY
-    with MotoServer() as moto, MimSmsSimulator(state=state) as sim:
+    with MotoServer() as moto:
         os.environ["AWS_ENDPOINT_URL"] = moto.endpoint
         for table, resource in (("bench-messages", "MessagesTable"), ("bench-control", "ControlTable")):
             create_table(boto3.client("dynamodb"), load_template(), table, resource)
         os.environ["SEND_QUEUE_URL"] = boto3.client("sqs").create_queue(QueueName="bench-send")["QueueUrl"]
         boto3.client("secretsmanager").create_secret(Name="bench/mimsms", SecretString=json.dumps(
             {"username": "bench@example.com", "api_key": "bench-key", "sender_id": "MIMSMS"}))  # fmt: skip
-        os.environ["MIMSMS_BASE_URL"] = sim.base_url
-        print("2/4 the send path ...", flush=True)
-        results.update(send_path(moto, sim))
+        print("2/4 the send path (simulator in its own process; moto, and a store modelled at 5 ms) ...", flush=True)
+        results.update(send_path(moto))
         print("3/4 cold start ...", flush=True)
         results.update(cold_start())
         print("4/4 delivery tracking and DynamoDB writes ...", flush=True)
-        state.faults.latency = 0.0
-        os.environ["SEND_CONCURRENCY"] = "10"
-        runtime.reset()
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the poller's metric lines
-            results.update(tracking(moto, sim))
+        # In this process: the section moves the simulator's clock an hour on.
+        state = ProviderState(rate_limits=((1_000_000, 60),), delivery_delay=60.0)
+        state.add_account(Account("bench@example.com", "bench-key", balance=1e9))
+        with MimSmsSimulator(state=state) as sim:
+            os.environ["MIMSMS_BASE_URL"] = sim.base_url
+            os.environ["SEND_CONCURRENCY"] = "10"
+            runtime.reset()
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the poller's metric lines
+                results.update(tracking(moto, sim))
     results["sustainable_messages_per_minute"] = sustainable(results["lookups_per_tracked_message"])
 
     OUT.mkdir(exist_ok=True)
@@ -287,7 +389,8 @@ def main() -> None:
         ("achieved/limit while a backlog waits", "achieved_per_limit"),
         ("rate refusals by MiM", "rate_refusals"),
         ("OTP accepted after, windows (p95)", "otp_latency_windows_p95"),
-        ("batch of 10 / one round trip", "batch_of_10_per_round_trip"),
+        ("batch of 10 / one round trip (store at 5 ms)", "batch_of_10_per_round_trip"),
+        ("handler CPU / irreducible, per message", "handler_cpu_per_irreducible"),
         ("cold start / import boto3 (X-Ray on)", "cold_start_per_import_boto3"),
         ("items read / reports looked up", "items_read_per_report"),
         ("DynamoDB writes per message", "dynamodb_writes_per_message"),
@@ -300,7 +403,13 @@ def main() -> None:
           " compressed, the second of slack is more slices)")  # fmt: skip
     print(f"{'OTP accepted after, windows (median)':44} {results['otp_latency_windows_median']:8.2f}")
     print(f"{'cold start / import boto3, tracing off':44} {results['cold_start_per_import_boto3_untraced']:8.2f}")
+    print(f"{'batch of 10 / one round trip, on moto':44} {results['batch_of_10_per_round_trip_on_moto']:8.2f}"
+          f"   (one: {results['one_record_ms_on_moto']:.0f} ms on moto, {results['one_record_ms']:.0f} ms modelled,"
+          f" {LATENCY * 1000:.0f} ms of it the simulator's)")  # fmt: skip
     print(f"{'serial batch of 10 / pooled batch of 10':44} {results['serial_per_pooled']:8.2f}")
+    print(f"{'handler CPU / a bare urllib3 POST':44} {results['handler_cpu_per_bare_post']:8.2f}"
+          f"   ({results['handler_cpu_ms_per_message']:.2f} ms a message; irreducible"
+          f" {results['irreducible_cpu_ms_per_message']:.2f} ms)")  # fmt: skip
     print(f"{'report look-ups per tracked message':44} {results['lookups_per_tracked_message']:8.2f}")
     print("sustainable messages a minute at MiM's default limits (the day's 10,000 binds), by tracking policy,")
     print("with 10 % OTPs and the look-ups per tracked message measured above:")

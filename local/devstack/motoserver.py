@@ -1,4 +1,4 @@
-"""moto's server in its own process on a free loopback port: AWS as a separate service, like the real one."""
+"""moto's server and the MiM simulator, each in its own process on a free loopback port, as separate services."""
 
 from __future__ import annotations
 
@@ -54,3 +54,33 @@ class MotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class SimulatorProcess:
+    """The MiM simulator in its own process (`python -m mimsms_simulator`), so that its CPU is not the
+    measured process's: `with SimulatorProcess("--latency", "0.1") as sim: sim.base_url`."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self._args = args
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> SimulatorProcess:
+        command = [sys.executable, "-m", "mimsms_simulator", "--port", str(self.port), *self._args]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"simulator exited with {self._process.returncode}")
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.05)
+        self.__exit__()
+        raise RuntimeError(f"simulator did not listen on {self.base_url} within 30 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)

@@ -20,11 +20,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sender-id", default="MIMSMS")
     parser.add_argument("--balance", type=float, default=1000.0)
     parser.add_argument("--delivery-delay", type=float, default=2.0, help="seconds until a report says Delivered")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds every request is held, as a network would")
+    parser.add_argument(
+        "--rate-limits",
+        default="100/60,1000/3600,10000/86400",
+        help="the account's limits, count/seconds, comma-separated",
+    )
     for kind in FAULTS:
         parser.add_argument(f"--{kind.replace('_', '-')}-rate", type=float, default=0.0, help=f"share of {kind}")
     args = parser.parse_args(argv)
 
-    state = ProviderState(delivery_delay=args.delivery_delay)
+    pairs = (item.split("/") for item in args.rate_limits.split(","))
+    limits = tuple((int(count), int(seconds)) for count, seconds in pairs)
+    state = ProviderState(rate_limits=limits, delivery_delay=args.delivery_delay)
+    state.faults.latency = args.latency
     state.add_account(Account(args.username, args.api_key, args.password, args.balance, {args.sender_id}))
     state.faults.rates = {kind: getattr(args, f"{kind}_rate") for kind in FAULTS}
     sim = MimSmsSimulator(args.host, args.port, state).start()
