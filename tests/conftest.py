@@ -105,6 +105,7 @@ class Deferred:
     body: dict[str, Any]
     delay: int
     deferrals: int
+    turn: float | None = None  # its turn in its lane's queue, when it waits for capacity
 
 
 @dataclass
@@ -159,6 +160,7 @@ class Stack:
                 json.loads(m.body),
                 round((m.delayed_until - now_ms) / 1000),
                 int(m.message_attributes.get("deferrals", {}).get("StringValue", 0)),
+                float(m.message_attributes["turn"]["StringValue"]) if "turn" in m.message_attributes else None,
             )
             for m in queue._messages
             if m.delayed_until > now_ms

@@ -201,6 +201,7 @@ def soak(
     speed: float = 60.0,
     timeout: float | None = None,
     parameters: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
     progress: bool = True,
 ) -> SoakResult:
     """Run the whole campaign and measure it (see the module's docstring)."""
@@ -213,6 +214,7 @@ def soak(
     stack = local.start(dialect, speed=speed, provider=state, parameters=parameters)
     stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
     stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
+    stack.environment.update(environment or {})
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
     log_path.write_text("")
     sources = [asdict(source) for source in stack.event_sources]

@@ -199,5 +199,50 @@ def test_several_processes_share_the_limit(moto_server: MotoServer) -> None:
     elapsed = plan.rounds * plan.step
     ceiling = 60 - 1 - 12  # per minute: one call kept for balance checks, the OTPs' 20 % of the longer window
     assert granted >= 0.9 * ceiling * elapsed / 60 * SLICES / SPAN  # close to the limit, not far below it
-    assert writes <= 2 * len(grants)  # contention costs some retries, not a storm
+    # Every ask writes once (a grant, or turns for what is refused); four asking at one instant contend.
+    assert writes <= 3 * len(grants)  # some retries, not a storm
     assert reads <= len(grants)
+
+
+def test_refused_calls_get_turns_at_the_pace_capacity_frees(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "10/60")
+    assert one.acquire(Lane.BULK, 9).granted == 9  # the window's bulk capacity (one call kept for balance)
+    refused = one.acquire(Lane.BULK, 4)
+    assert refused.granted == 0
+    assert len(refused.turns) == 4
+    pace = SPAN * 1.0 / 9  # the span's slices of one second each, over the lane's ceiling
+    assert refused.turns[0] == pytest.approx(refused.retry_at)  # the first when capacity frees
+    assert [b - a for a, b in zip(refused.turns, refused.turns[1:], strict=False)] == pytest.approx([pace] * 3)
+    later = one.acquire(Lane.BULK, 2)  # a second refusal queues behind the first: no bunching
+    assert later.turns[0] == pytest.approx(refused.turns[-1] + pace)
+
+
+def test_turns_are_shared_by_instances_and_kept_per_lane(table: str, clock: Clock) -> None:
+    first, second = limiter(table, clock), limiter(table, clock)
+    first.acquire(Lane.BULK, 9)
+    a = first.acquire(Lane.BULK, 3)
+    b = second.acquire(Lane.BULK, 3)  # another instance continues the same queue
+    assert b.turns[0] > a.turns[-1]
+    otp = second.acquire(Lane.OTP, 1)  # bulk borrowed the minute's OTP share: the OTP waits, in its own queue
+    assert otp.granted == 0
+    assert otp.turns[0] == pytest.approx(otp.retry_at)
+    assert otp.turns[0] < b.turns[0]
+
+
+def test_an_empty_queue_starts_again_from_the_capacity(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "10/60")
+    one.acquire(Lane.BULK, 9)
+    first = one.acquire(Lane.BULK, 3)
+    clock.now += 3600  # the queue drained long ago, capacity is back
+    assert one.acquire(Lane.BULK, 9).granted == 9
+    again = one.acquire(Lane.BULK, 1)
+    assert again.turns[0] == pytest.approx(again.retry_at)
+    assert again.turns[0] > first.turns[-1] + 3000
+
+
+def test_reports_and_balance_checks_get_no_turns(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "10/60")
+    one.acquire(Lane.BULK, 9)
+    one.acquire(Lane.CONTROL, 1)
+    assert one.acquire(Lane.REPORT, 2).turns == ()
+    assert one.acquire(Lane.CONTROL, 1).turns == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import time
@@ -257,6 +258,44 @@ def test_without_capacity_messages_wait_outside_the_function_otps_first(
     assert all(c.deferrals == 1 and 1 <= c.delay <= 900 for c in waiting)
     # Waiting is not an attempt: no record was claimed for them, no receive was spent.
     assert configured.record("bulk-2") is None
+
+
+def test_a_backlog_comes_back_at_turns_spread_at_the_pace_capacity_frees(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
+    runtime.reset()
+    assert invoke(send_handler, *(body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(8))) == []
+
+    waiting = sorted(configured.deferred(), key=lambda c: c.turn or 0)
+    assert [c.body["request_id"] for c in waiting] == [f"bulk-{i}" for i in range(3, 8)]  # in order
+    turns = [c.turn for c in waiting]
+    assert all(turn is not None for turn in turns)
+    # Three bulk calls a minute: one turn every 62 s / 3 (the span's slices), no two together.
+    gaps = [b - a for a, b in itertools.pairwise(turns)]  # type: ignore[operator]
+    assert gaps == pytest.approx([62 / 3] * 4, abs=0.01)
+    assert [c.delay for c in waiting] == sorted(c.delay for c in waiting)
+    assert waiting[0].delay >= 1
+
+
+def test_a_message_whose_turn_is_ahead_waits_again_without_asking_the_limiter(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    turn = time.time() + 7200  # further than SQS's longest delay: it comes back early, and waits again
+    event = sqs_event(body("r-1"))
+    event["Records"][0]["messageAttributes"] = {
+        "turn": {"stringValue": f"{turn:.3f}", "dataType": "Number"},
+        "deferrals": {"stringValue": "3", "dataType": "Number"},
+    }
+    writes = runtime.limiter().writes
+
+    assert send_handler(event, FakeContext())["batchItemFailures"] == []
+
+    (copy,) = configured.deferred()
+    assert (copy.body["request_id"], copy.turn, copy.deferrals, copy.delay) == ("r-1", pytest.approx(turn), 4, 900)
+    assert runtime.limiter().writes == writes
+    assert configured.record("r-1") is None
+    assert not simulator.state.sent
 
 
 def test_a_message_past_its_valid_until_is_never_sent(

@@ -7,9 +7,11 @@ backlog: a wait longer than SQS's 15-minute delay is several hops. The copy carr
 was known by (the original SQS message id when the producer gave none), so it keeps its identity and
 its status record, and a copy published twice is still sent once (the claim decides).
 
-Spread: a backlog all refused in one moment would all come back in one moment. Each message waits for
-the expected capacity plus full jitter over a span that doubles with every deferral it has had, so a
-long backlog thins out instead of churning; OTPs use a span of a few slices, so they come back first.
+Spread: a message refused capacity comes back at its turn (see smsgw.limiter: the lane's queue hands
+out times at the pace capacity frees), carried in the `turn` attribute so that a turn further off than
+SQS's 15-minute delay is kept across hops without asking the limiter again. Other waits (a throttled
+answer, a not-sent retry) take the expected time plus full jitter over a span that doubles with every
+deferral the message has had; OTPs use a span of a few slices, so they come back first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from smsgw.message import Priority
 
 DEFERRALS_ATTRIBUTE = "deferrals"  # SQS message attribute: how often this message has waited for capacity
+TURN_ATTRIBUTE = "turn"  # SQS message attribute: epoch seconds of the message's turn in its lane's queue
 MAX_SPREAD_DOUBLINGS = 6
 
 
@@ -43,11 +46,24 @@ def pin_request_id(body: str, request_id: str, valid_until: float | None = None)
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def _attribute(message_attributes: dict[str, Any] | None, name: str) -> str:
+    attribute = (message_attributes or {}).get(name) or {}
+    return str(attribute.get("stringValue") or attribute.get("StringValue") or "")
+
+
 def deferrals_of(message_attributes: dict[str, Any] | None) -> int:
     """The deferral count from a Lambda SQS record's messageAttributes (0 when absent or unreadable)."""
-    attribute = (message_attributes or {}).get(DEFERRALS_ATTRIBUTE) or {}
-    raw = attribute.get("stringValue") or attribute.get("StringValue") or "0"
-    return int(raw) if str(raw).isdigit() else 0
+    raw = _attribute(message_attributes, DEFERRALS_ATTRIBUTE)
+    return int(raw) if raw.isdigit() else 0
+
+
+def turn_of(message_attributes: dict[str, Any] | None) -> float | None:
+    """The message's turn (epoch seconds) from a Lambda SQS record's messageAttributes, if it has one."""
+    try:
+        turn = float(_attribute(message_attributes, TURN_ATTRIBUTE))
+    except ValueError:
+        return None
+    return turn if math.isfinite(turn) and turn > 0 else None
 
 
 class Deferrer:
@@ -84,13 +100,22 @@ class Deferrer:
         retry_at: float,
         deferrals: int,
         valid_until: float | None = None,
+        turn: float | None = None,
     ) -> int:
-        """Publish the message again to its queue with a delay. Returns the delay in seconds."""
-        delay = self.delay(retry_at, deferrals, priority)
+        """Publish the message again to its queue with a delay. Returns the delay in seconds.
+
+        With a `turn`, the message comes back at it (or after the longest delay, to wait again), no jitter:
+        the turns are spread already. Without, at `retry_at` plus jitter."""
+        attributes = {DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}}
+        if turn is not None:
+            delay = min(self._max_delay, max(1, math.ceil(turn - self._clock())))
+            attributes[TURN_ATTRIBUTE] = {"DataType": "Number", "StringValue": f"{turn:.3f}"}
+        else:
+            delay = self.delay(retry_at, deferrals, priority)
         self._sqs.send_message(
             QueueUrl=self._queues[priority],
             MessageBody=pin_request_id(body, request_id, valid_until),
             DelaySeconds=delay,
-            MessageAttributes={DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}},
+            MessageAttributes=attributes,
         )
         return delay

@@ -21,6 +21,14 @@ Lanes share the capacity in order of need:
   sending leaves: nothing while a send is waiting for capacity.
 The provider's own word wins: a throttled answer blocks every lane until its Retry-After.
 
+Turns: a refused OTP or bulk call gets a turn, the time the lane's queue reaches it. Each lane keeps the
+tail of its queue in the item; refused calls are placed after it, spaced by the lane's sustainable pace
+in the shortest window (its ceiling per span), starting no earlier than capacity is expected. A backlog
+therefore comes back at the pace capacity frees, neither all at once (refused again, churning) nor
+spread too thin (capacity idle while messages wait); it costs nothing beyond the write the refusal
+makes. Capacity is still granted to whoever asks when it is there: a turn is a time to come back, not
+a reservation, so the account's limit never depends on turns being kept.
+
 Outage cool-down: not-sent failures in a row (5xx, refused connections), counted across instances,
 stop every caller for a cool-down, so a provider outage defers the work instead of spending every
 message's retries; a success clears the count.
@@ -56,10 +64,14 @@ class Lane(enum.Enum):
     REPORT = "report"
 
 
+QUEUED_LANES = (Lane.OTP, Lane.BULK)
+
+
 @dataclass(frozen=True)
 class Grant:
     granted: int
     retry_at: float  # when capacity for the rest is expected (the grant time when everything was granted)
+    turns: tuple[float, ...] = ()  # queued lanes: when each refused call, in order, should come back
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,7 @@ class LimiterState:
     failures_in_a_row: int = 0  # not-sent failures since the last success, every instance together
     cooldowns: int = 0  # cool-downs in a row (each one longer), cleared by a success
     balance_checked_at: float = 0.0  # the last balance check, by any poller
+    queues: dict[str, float] = field(default_factory=dict)  # lane -> the tail of its queue of turns
 
     def to_json(self) -> str:
         windows = {}
@@ -89,7 +102,9 @@ class LimiterState:
             "c": self.cooldowns,
             "k": self.balance_checked_at,
         }
-        return json.dumps({"w": windows, **{k: round(v, 3) for k, v in marks.items() if v}}, separators=(",", ":"))
+        queues = {lane: round(tail, 3) for lane, tail in self.queues.items()}
+        compact = {k: round(v, 3) for k, v in marks.items() if v}
+        return json.dumps({"w": windows, **compact, **({"q": queues} if queues else {})}, separators=(",", ":"))
 
     @classmethod
     def from_item(cls, item: dict[str, Any] | None) -> LimiterState:
@@ -109,6 +124,7 @@ class LimiterState:
             failures_in_a_row=int(data.get("f", 0)),
             cooldowns=int(data.get("c", 0)),
             balance_checked_at=float(data.get("k", 0)),
+            queues={lane: float(tail) for lane, tail in data.get("q", {}).items()},
         )
 
 
@@ -255,6 +271,7 @@ class RateLimiter:
                 continue
             new = self._granted(state, granted, now) if granted else state
             new = self._mark_waiting(lane, new, now, refused=granted < n)
+            turns, new = self._queue(lane, new, now, n - granted)
             if new == state:
                 return Grant(0, self.retry_at(lane, state, now))
             stored = self._write(state, new)
@@ -262,10 +279,27 @@ class RateLimiter:
                 assert self._state is not None
                 state, fresh = self._state, True
                 continue
-            return Grant(granted, now if granted == n else self.retry_at(lane, stored, now))
+            return Grant(granted, now if granted == n else self.retry_at(lane, stored, now), turns)
         # Contention beyond reason: grant nothing rather than risk the account's limit.
         now = self._clock()
         return Grant(0, now + _width(self._limits[0]))
+
+    def pace(self, lane: Lane, state: LimiterState, now: float) -> float:
+        """Seconds between turns: the lane's ceiling spread over its span, in the shortest window."""
+        shortest = self._limits[0]
+        ceiling = max(self._ceiling(lane, shortest, state, now), 1)
+        return self._spans[shortest.seconds] * _width(shortest) / ceiling
+
+    def _queue(
+        self, lane: Lane, state: LimiterState, now: float, refused: int
+    ) -> tuple[tuple[float, ...], LimiterState]:
+        """Turns for `refused` calls after the lane's tail, no earlier than capacity is expected."""
+        if refused <= 0 or lane not in QUEUED_LANES:
+            return (), state
+        pace = self.pace(lane, state, now)
+        start = max(state.queues.get(lane.value, 0.0), self.retry_at(lane, state, now))
+        turns = tuple(start + i * pace for i in range(refused))
+        return turns, replace(state, queues={**state.queues, lane.value: start + refused * pace})
 
     def _mark_waiting(self, lane: Lane, state: LimiterState, now: float, *, refused: bool) -> LimiterState:
         """A refused OTP holds the OTP share; a refused send holds reports back. Written rarely: once a half window."""

@@ -23,7 +23,7 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
-from smsgw.deferral import deferrals_of, pin_request_id
+from smsgw.deferral import deferrals_of, pin_request_id, turn_of
 from smsgw.events import final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
@@ -79,6 +79,8 @@ class Inbound:
     request: SmsRequest | None = None
     invalid: InvalidRequest | None = None
     published_at: float | None = None  # SQS SentTimestamp: when the producer (or a deferral) published it
+    deferrals: int = 0  # times it has waited for capacity (the `deferrals` attribute)
+    turn: float | None = None  # its turn in its lane's queue, when it was given one (the `turn` attribute)
 
     @classmethod
     def parse(cls, body: str, sqs_message_id: str, published_at: float | None = None) -> Inbound:
@@ -91,7 +93,9 @@ class Inbound:
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Inbound:
         sent = str(record.get("attributes", {}).get("SentTimestamp", ""))
-        return cls.parse(record["body"], record["messageId"], int(sent) / 1000 if sent.isdigit() else None)
+        inbound = cls.parse(record["body"], record["messageId"], int(sent) / 1000 if sent.isdigit() else None)
+        attributes = record.get("messageAttributes")
+        return replace(inbound, deferrals=deferrals_of(attributes), turn=turn_of(attributes))
 
     def deadline(self, max_age: int) -> float | None:
         """The moment after which this message must not be sent: valid_until, or the default maximum age."""
@@ -429,35 +433,63 @@ def _emit_metrics(result: RecordResult) -> None:
             metric.add_dimension(name="error_code", value=result.error_code)
 
 
-def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, float]:
-    """Take capacity for the records that will call the provider, OTPs first.
+@dataclass(frozen=True)
+class Wait:
+    """Why and until when a record waits in its queue instead of calling now."""
 
-    Returns the records that got none (SQS message id -> when capacity is expected); the rest may call.
-    Invalid and expired records make no call and take nothing.
+    until: float
+    turn: bool = False  # `until` is its turn in the lane's queue (kept across hops), not a time to retry
+
+
+# A turn this close is due: SQS delays by whole seconds, and the message may come back a little early.
+TURN_TOLERANCE_SECONDS = 1.0
+
+
+def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, Wait]:
+    """Take capacity for the records that will call the provider, OTPs first, earlier turns first.
+
+    Returns the records that wait (SQS message id -> Wait); the rest may call. Invalid and expired
+    records make no call and take nothing; a record whose turn is still ahead waits for it unasked.
     """
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
+    waiting: dict[str, Wait] = {}
     for item in inbound:
         deadline = item.deadline(max_age) if item.request is not None else None
-        if item.request is not None and (deadline is None or now < deadline):
-            lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
-    waiting: dict[str, float] = {}
+        if item.request is None or (deadline is not None and now >= deadline):
+            continue
+        if item.turn is not None and item.turn > now + TURN_TOLERANCE_SECONDS:
+            waiting[item.sqs_message_id] = Wait(item.turn, turn=True)  # a long wait, hop by hop
+            continue
+        lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
     for lane, items in lanes.items():
         if items:
+            # Those whose turn has come ask first; the rest of the batch queues behind them if need be.
+            items.sort(key=lambda item: item.turn if item.turn is not None else now + TURN_TOLERANCE_SECONDS)
             grant = limiter.acquire(lane, len(items))
-            waiting.update((item.sqs_message_id, grant.retry_at) for item in items[grant.granted :])
+            for n, item in enumerate(items[grant.granted :]):
+                turn = grant.turns[n] if n < len(grant.turns) else None
+                waiting[item.sqs_message_id] = Wait(turn, turn=True) if turn is not None else Wait(grant.retry_at)
     return waiting
 
 
-def _defer(item: Inbound, retry_at: float, deferrals: int, lease_until: float) -> RecordResult:
+def _defer(item: Inbound, wait: Wait, lease_until: float) -> RecordResult:
     assert item.request is not None
     request = item.request
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
-    if deadline is not None and retry_at >= deadline:  # it would come back too late: never sent late
+    if deadline is not None and wait.until >= deadline:  # it would come back too late: never sent late
         return runtime.sender().expire(item, lease_until)
-    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, retry_at, deferrals, deadline)
+    delay = runtime.deferrer().defer(
+        item.body,
+        request.request_id,
+        request.priority,
+        wait.until,
+        item.deferrals,
+        deadline,
+        turn=wait.until if wait.turn else None,
+    )
     logger.info(
         "no capacity now; the message waits in its queue",
-        extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": deferrals + 1},
+        extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": item.deferrals + 1},
     )
     return RecordResult(request.request_id, "deferred", "rate_limited")
 
@@ -484,7 +516,6 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
     final_events: list[dict[str, Any]] = []
     inbound = {r["messageId"]: Inbound.from_record(r) for r in event.get("Records", [])}
-    deferrals = {r["messageId"]: deferrals_of(r.get("messageAttributes")) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
@@ -493,11 +524,11 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
 
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in waiting:
-            return _defer(item, waiting[item.sqs_message_id], deferrals[item.sqs_message_id], lease_until)
+            return _defer(item, waiting[item.sqs_message_id], lease_until)
         result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
-            deferred = _defer(item, retry_at, deferrals[item.sqs_message_id], lease_until)
+            deferred = _defer(item, Wait(retry_at), lease_until)
             if deferred.disposition == "deferred":
                 deferred = replace(deferred, error_code=result.error_code)
             return replace(deferred, cooldown_started=result.cooldown_started)
