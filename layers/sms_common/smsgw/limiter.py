@@ -285,9 +285,13 @@ class RateLimiter:
         return Grant(0, now + _width(self._limits[0]))
 
     def pace(self, lane: Lane, state: LimiterState, now: float) -> float:
-        """Seconds between turns: the lane's ceiling spread over its span, in the shortest window."""
+        """Seconds between turns: the lane's ceiling spread over its span, in the shortest window.
+
+        The ceiling with the OTP share lent out: OTPs seldom use all of it, and turns paced for the
+        lane's smallest ceiling would leave that idle. A return that finds no room gets a later turn."""
         shortest = self._limits[0]
-        ceiling = max(self._ceiling(lane, shortest, state, now), 1)
+        lent = replace(state, otp_waiting_until=0.0)
+        ceiling = max(self._ceiling(lane, shortest, lent, now), 1)
         return self._spans[shortest.seconds] * _width(shortest) / ceiling
 
     def _queue(
