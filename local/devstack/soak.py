@@ -10,12 +10,15 @@ non-zero on any duplicate SMS, lost message, dead letter, or request MiM refused
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import math
 import multiprocessing
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -191,6 +194,60 @@ def print_report(result: SoakResult) -> None:
     print("RESULT: no duplicate, no loss, no dead letter, no rate refusal" if result.ok else "RESULT: FAILED")
 
 
+@contextlib.contextmanager
+def running(
+    consumers: int,
+    *,
+    dialect: str = "official",
+    faults: dict[str, float] | None = None,
+    speed: float = 60.0,
+    parameters: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
+    before_start: Callable[[local.LocalStack], None] | None = None,
+) -> Iterator[tuple[local.LocalStack, Path]]:
+    """The local stack with `consumers` send-function processes and the poller, all warm; stopped at exit.
+    `before_start` runs first (e.g. to queue a backlog that is there when the consumers begin)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = "local"
+    os.environ.pop("AWS_PROFILE", None)
+    state = ProviderState(delivery_delay=2.0, seed=11)
+    state.faults.rates = dict(faults or {})
+    state.faults.timeout_seconds = 3.0
+    stack = local.start(dialect, speed=speed, provider=state, parameters=parameters)
+    try:
+        stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
+        stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
+        stack.environment.update(environment or {})
+        if before_start is not None:
+            before_start(stack)
+        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
+        log_path.write_text("")
+        sources = [asdict(source) for source in stack.event_sources]
+        spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
+        context = multiprocessing.get_context("spawn")
+        stop, ready = context.Event(), context.Semaphore(0)
+        processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
+                     for n in range(consumers)]  # fmt: skip
+        processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
+        started: list[Any] = []
+        try:
+            for process in processes:
+                process.start()
+                started.append(process)
+            for _ in processes:  # every "instance" warm before the campaign lands
+                if not ready.acquire(timeout=120):
+                    raise SystemExit("a consumer process did not start")
+            yield stack, log_path
+        finally:
+            stop.set()
+            for process in started:
+                process.join(timeout=30)
+                if process.is_alive():
+                    process.terminate()
+    finally:
+        stack.stop()
+
+
 def soak(
     count: int = 1200,
     consumers: int = 4,
@@ -205,68 +262,73 @@ def soak(
     progress: bool = True,
 ) -> SoakResult:
     """Run the whole campaign and measure it (see the module's docstring)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ[name] = "local"
-    os.environ.pop("AWS_PROFILE", None)
-    state = ProviderState(delivery_delay=2.0, seed=11)
-    state.faults.rates = dict(faults or {})
-    state.faults.timeout_seconds = 3.0
-    stack = local.start(dialect, speed=speed, provider=state, parameters=parameters)
-    stack.simulator.state.accounts[local.LOCAL_USERNAME].balance = 1e6
-    stack.environment["HTTP_READ_TIMEOUT_SECONDS"] = "2"
-    stack.environment.update(environment or {})
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
-    log_path.write_text("")
-    sources = [asdict(source) for source in stack.event_sources]
-    spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
-    context = multiprocessing.get_context("spawn")
-    stop, ready = context.Event(), context.Semaphore(0)
-    processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
-                 for n in range(consumers)]  # fmt: skip
-    processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
     messages = campaign(count, otp_every)
     # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
     timeout = timeout or max(120.0, 0.3 * count * 60 / speed)
-    try:
-        try:
-            for process in processes:
-                process.start()
-            for _ in processes:  # every "instance" warm before the campaign lands
-                if not ready.acquire(timeout=120):
-                    raise SystemExit("a consumer process did not start")
-            sqs = stack.client("sqs")
-            published: dict[str, float] = {}
-            started = state.clock()
-            for message in messages:
-                body = json.dumps(message)
-                sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
-                published[message["request_id"]] = state.clock()
+    with running(
+        consumers, dialect=dialect, faults=faults, speed=speed, parameters=parameters, environment=environment
+    ) as (stack, log_path):
+        state = stack.simulator.state
+        sqs = stack.client("sqs")
+        published: dict[str, float] = {}
+        started = state.clock()
+        for message in messages:
+            body = json.dumps(message)
+            sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
+            published[message["request_id"]] = state.clock()
+        if progress:
+            print(f"Published {len(messages)} messages; {consumers} consumers and the poller are working "
+                  f"(logs: {log_path}) ...", flush=True)  # fmt: skip
+        began = time.monotonic()
+        queues = [source.queue_url for source in stack.event_sources]
+        while time.monotonic() - began < timeout:
+            time.sleep(2)
+            records = stack.records()
+            statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
+            queued = sum(stack.queue_depth(url) for url in queues)
             if progress:
-                print(f"Published {len(messages)} messages; {consumers} consumers and the poller are working "
-                      f"(logs: {log_path}) ...", flush=True)  # fmt: skip
-            began = time.monotonic()
-            queues = [source.queue_url for source in stack.event_sources]
-            while time.monotonic() - began < timeout:
-                time.sleep(2)
-                records = stack.records()
-                statuses = [records.get(m["request_id"], {}).get("status", "queued") for m in messages]
-                queued = sum(stack.queue_depth(url) for url in queues)
-                if progress:
-                    counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
-                    line = "  ".join(f"{k} {v}" for k, v in counts.items())
-                    print(f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
-                          f"provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
-                if queued == 0 and all(s in FINAL for s in statuses):
-                    break
-        finally:
-            stop.set()
-            for process in processes:
-                process.join(timeout=30)
-                if process.is_alive():
-                    process.terminate()
+                counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
+                line = "  ".join(f"{k} {v}" for k, v in counts.items())
+                print(f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
+                      f"provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
+            if queued == 0 and all(s in FINAL for s in statuses):
+                break
         return _measure(stack, messages, published, speed, started)
-    finally:
-        stack.stop()
+
+
+def otp_behind_backlog(
+    backlog: int = 10_000, otps: int = 5, consumers: int = 4, *, speed: float = 4.0, **setup: Any
+) -> tuple[list[float], int]:
+    """Publish `backlog` campaign messages at once, then an OTP every half window: how many windows each
+    OTP waits until MiM accepts it (the campaign is not drained). Returns (latencies, rate refusals)."""
+
+    def queue_backlog(stack: local.LocalStack) -> None:
+        sqs = stack.client("sqs")
+        bulk = [json.dumps(m) for m in campaign(backlog, otp_every=backlog + 1)]  # no OTP among them
+        for start in range(0, len(bulk), 10):
+            entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bulk[start : start + 10])]
+            sqs.send_message_batch(QueueUrl=stack.queue_for(bulk[0]), Entries=entries)
+
+    with running(consumers, speed=speed, before_start=queue_backlog, **setup) as (stack, _):
+        state = stack.simulator.state
+        window = min(seconds for _, seconds in state.rate_limits)
+        sqs = stack.client("sqs")
+        published: dict[str, float] = {}
+        for n in range(otps):
+            phone = f"018{n:08d}"
+            body = json.dumps({"phone": phone, "message": f"Your OTP is {200000 + n}", "priority": "high",
+                               "request_id": f"otp-{n}"})  # fmt: skip
+            sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
+            published["88" + phone] = state.clock()
+            time.sleep(window / 2)
+        deadline = time.monotonic() + 4 * window
+        while time.monotonic() < deadline:
+            accepted = {sms.phone: sms.received_at for sms in state.sent.values() if sms.phone in published}
+            if len(accepted) == len(published):
+                break
+            time.sleep(0.2)
+        latencies = sorted((accepted.get(p, math.inf) - at) / window for p, at in published.items())
+        return latencies, state.rate_rejections
 
 
 def main(argv: list[str] | None = None) -> int:

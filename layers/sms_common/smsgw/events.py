@@ -6,25 +6,25 @@ import json
 from typing import Any
 
 from smsgw.observability import logger, mask_phone
+from smsgw.records import StatusRecord
 
 DETAIL_TYPE = "SMS Final Status"
 
 
-def final_event(record: dict[str, Any]) -> dict[str, Any]:
+def final_event(record: StatusRecord) -> dict[str, Any]:
     """The event detail for a status record in a final state. Phones are masked; text never travels."""
-    detail = {
-        "request_id": record["request_id"],
-        "status": record["status"],
-        "error_code": record.get("error_code"),
-        "error_message": record.get("error_message"),
-        "phone": mask_phone(record["phone"]) if record.get("phone") else None,
-        "message_id": record.get("message_id"),
-        "provider_status": record.get("provider_status"),
-        "parts": record.get("parts"),
-        "final_at": record.get("final_at"),
-        "metadata": record.get("metadata") or {},
+    return {
+        "request_id": record.request_id,
+        "status": str(record.status),
+        "error_code": record.error_code,
+        "error_message": record.error_message,
+        "phone": mask_phone(record.phone) if record.phone else None,
+        "message_id": record.message_id,
+        "provider_status": record.provider_status,
+        "parts": record.parts,
+        "final_at": record.final_at,
+        "metadata": dict(record.metadata or {}),
     }
-    return {key: (int(v) if hasattr(v, "to_integral_value") else v) for key, v in detail.items()}
 
 
 class StatusEvents:

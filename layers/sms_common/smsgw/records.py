@@ -1,11 +1,16 @@
-"""The status record's vocabulary: its statuses, the state of an attempt, and the kinds of pending work.
+"""The status record: its vocabulary (statuses, the state of an attempt, kinds of pending work) and
+its typed shape as read back from the table.
 
 String enums, so they are stored, compared and put in events as the plain words the contract uses.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -37,3 +42,67 @@ class WorkKind(StrEnum):
     REPORT = "report"  # look up the delivery report
     UNRESOLVED = "unresolved"  # a maybe-sent outcome to resolve after its grace period
     HELD = "held"  # publish the held message again once the gate opens
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal: whole ones as int, others as float, inside maps too."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+@dataclass(frozen=True)
+class StatusRecord:
+    """One status record as stored: the contract's attributes (README, "The status record") and the
+    attempt's bookkeeping. Unknown attributes are ignored; absent ones are None (or 0)."""
+
+    request_id: str
+    status: Status
+    phone: str | None = None
+    message_id: str | None = None
+    provider_status: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    parts: int | None = None
+    encoding: str | None = None
+    cost: float | None = None
+    priority: str | None = None
+    type: str | None = None
+    sender_id: str | None = None
+    campaign_id: str | None = None
+    schedule_time: str | None = None
+    metadata: Mapping[str, Any] | None = None
+    attempts: int = 0
+    created_at: str | None = None
+    sent_at: str | None = None
+    final_at: str | None = None
+    updated_at: str | None = None
+    # the attempt's bookkeeping (internal)
+    attempt_state: AttemptState | None = None
+    claim_token: str | None = None
+    lease_until: float = 0.0
+    sqs_message_id: str | None = None
+    poll_work: WorkKind | None = None
+    due_at: float | None = None
+    payload: str | None = None  # a held message's SQS body
+    report_checks: int = 0
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> StatusRecord:
+        """From a deserialised DynamoDB item (boto3's TypeDeserializer)."""
+        known = {f.name for f in fields(cls)}
+        values = {key: _plain(value) for key, value in item.items() if key in known}
+        values["status"] = Status(values["status"])
+        for name, kind in (("attempt_state", AttemptState), ("poll_work", WorkKind)):
+            if values.get(name) is not None:
+                values[name] = kind(values[name])
+        for name in ("attempts", "report_checks"):
+            values[name] = int(values.get(name) or 0)
+        values["lease_until"] = float(values.get("lease_until") or 0)
+        return cls(**values)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES

@@ -29,7 +29,7 @@ from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
-from smsgw.records import AttemptState, Status
+from smsgw.records import AttemptState, Status, StatusRecord
 from smsgw.store import Claim, MessageStore, iso
 
 Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
@@ -161,7 +161,7 @@ class Sender:
         if not gate_open:
             claim = self._claim(request, lease_until, sqs_message_id)
             if claim.token is None:
-                return self._duplicate(request, claim.existing or {}, log)
+                return self._duplicate(request, claim.existing, log)
             parked = pin_request_id(body, request.request_id, deadline)  # keeps its identity and deadline
             return self._hold(request, claim.token, parked, "balance_low", "the account balance is below the floor",
                               log, attempted=False)  # fmt: skip
@@ -178,7 +178,7 @@ class Sender:
             )
         claim = self._claim(request, lease_until, sqs_message_id)
         if claim.token is None:
-            return self._duplicate(request, claim.existing or {}, log)
+            return self._duplicate(request, claim.existing, log)
         token = claim.token
 
         result = self._provider.send(outbound, credentials)
@@ -199,7 +199,7 @@ class Sender:
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
         claim = self._claim(request, lease_until, inbound.sqs_message_id)
         if claim.token is None:
-            return self._duplicate(request, claim.existing or {}, log)
+            return self._duplicate(request, claim.existing, log)
         now = self._clock()
         message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
         self._store.mark_failed(request.request_id, claim.token, now=now, error_code="expired", error_message=message,
@@ -218,8 +218,7 @@ class Sender:
         """
         existing = self._store.get(request.request_id)
         if existing is not None and not (
-            existing.get("status") == Status.SENDING
-            and existing.get("attempt_state") in (AttemptState.RELEASED, AttemptState.HELD)
+            existing.status == Status.SENDING and existing.attempt_state in (AttemptState.RELEASED, AttemptState.HELD)
         ):
             return self._duplicate(request, existing, log)
         logger.error("sms cannot be sent yet; will retry", extra={**log, "error_code": error_code,
@@ -335,16 +334,16 @@ class Sender:
     @staticmethod
     def _failed_event(request: SmsRequest, error_code: str, error_message: str, now: float) -> dict[str, Any]:
         return final_event(
-            {
-                "request_id": request.request_id,
-                "status": Status.FAILED,
-                "error_code": error_code,
-                "error_message": error_message,
-                "phone": request.phone,
-                "parts": request.segmentation.parts,
-                "final_at": iso(now),
-                "metadata": request.metadata,
-            }
+            StatusRecord(
+                request.request_id,
+                Status.FAILED,
+                error_code=error_code,
+                error_message=error_message,
+                phone=request.phone,
+                parts=request.segmentation.parts,
+                final_at=iso(now),
+                metadata=request.metadata,
+            )
         )
 
     def _hold(
@@ -389,32 +388,31 @@ class Sender:
         event = None
         if created:
             event = final_event(
-                {
-                    "request_id": request_id,
-                    "status": Status.FAILED,
-                    "error_code": exc.code,
-                    "error_message": exc.message,
-                    "final_at": iso(now),
-                }
+                StatusRecord(
+                    request_id, Status.FAILED, error_code=exc.code, error_message=exc.message, final_at=iso(now)
+                )
             )
         return RecordResult(request_id, "invalid", exc.code, event=event)
 
-    def _duplicate(self, request: SmsRequest, existing: dict[str, Any], log: dict[str, Any]) -> RecordResult:
+    def _duplicate(self, request: SmsRequest, existing: StatusRecord | None, log: dict[str, Any]) -> RecordResult:
         abandoned = (
-            existing.get("status") == Status.SENDING
-            and existing.get("attempt_state") == AttemptState.IN_FLIGHT
-            and float(existing.get("lease_until", 0)) < self._clock()
+            existing is not None
+            and existing.status == Status.SENDING
+            and existing.attempt_state == AttemptState.IN_FLIGHT
+            and existing.lease_until < self._clock()
         )
         if abandoned:
+            assert existing is not None
             # An earlier invocation claimed it and ended without a word (timeout, crash): it may have sent it.
             self._mark_maybe_sent(
                 request.request_id,
-                str(existing.get("claim_token", "")),
+                existing.claim_token or "",
                 "an earlier attempt ended without recording its outcome",
             )
             logger.error("abandoned attempt found; not resending", extra=log)
             return RecordResult(request.request_id, "maybe_sent", "maybe_sent")
-        logger.info("duplicate request_id; not sending again", extra={**log, "existing_status": existing.get("status")})
+        status = existing.status if existing is not None else None
+        logger.info("duplicate request_id; not sending again", extra={**log, "existing_status": status})
         return RecordResult(request.request_id, "duplicate")
 
 

@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from smsgw.message import SmsRequest
-from smsgw.records import AttemptState, Status, WorkKind
+from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
 
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
@@ -57,7 +57,7 @@ class Claim:
     """The result of `claim`: a token to send under, or the record that already owns this request_id."""
 
     token: str | None
-    existing: dict[str, Any] | None = None
+    existing: StatusRecord | None = None
     attempts: int = 0  # provider attempts this claim makes it, this one included
 
 
@@ -154,7 +154,7 @@ class MessageStore:
             remove=(WORK, DUE, "payload"),
         )
         if not claimed:
-            return Claim(token=None, existing=item)
+            return Claim(token=None, existing=StatusRecord.from_item(item) if item else None)
         return Claim(token=token, attempts=int(item.get("attempts", 1)))
 
     def record_invalid(
@@ -324,7 +324,7 @@ class MessageStore:
         return self._finish_attempt(request_id, token, sets)
 
     # --- the work queue: a sparse index of records that still need poll_status -------------------
-    def due(self, work: str, now: float, page_size: int = 100) -> Iterator[dict[str, Any]]:
+    def due(self, work: str, now: float, page_size: int = 100) -> Iterator[StatusRecord]:
         """Records waiting for `work` whose time has come, oldest due first; reads only those records."""
         start: dict[str, Any] | None = None
         while True:
@@ -335,7 +335,7 @@ class MessageStore:
 
     def due_page(
         self, work: str, now: float, limit: int, start: dict[str, Any] | None = None
-    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    ) -> tuple[list[StatusRecord], dict[str, Any] | None]:
         """At most `limit` records due for `work`, oldest first, from `start` on: (records, where to go on).
 
         Reads exactly what the caller will work on, so a run that stops early has read nothing more.
@@ -352,7 +352,8 @@ class MessageStore:
         if start:
             kwargs["ExclusiveStartKey"] = start
         page = self._client.query(**kwargs)
-        return [_from_dynamo(item) for item in page.get("Items", [])], page.get("LastEvaluatedKey")
+        records = [StatusRecord.from_item(_from_dynamo(item)) for item in page.get("Items", [])]
+        return records, page.get("LastEvaluatedKey")
 
     def finish_report(
         self,
@@ -408,9 +409,9 @@ class MessageStore:
             remove=(WORK, DUE),
         )
 
-    def get(self, request_id: str) -> dict[str, Any] | None:
+    def get(self, request_id: str) -> StatusRecord | None:
         response = self._client.get_item(
             TableName=self._table, Key={"request_id": {"S": request_id}}, ConsistentRead=True
         )
         item = response.get("Item")
-        return _from_dynamo(item) if item else None
+        return StatusRecord.from_item(_from_dynamo(item)) if item else None

@@ -1,0 +1,42 @@
+"""The typed status record: what the table holds, read back into enums and plain numbers."""
+
+from decimal import Decimal
+
+import pytest
+
+from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
+
+
+def test_an_item_reads_into_typed_fields() -> None:
+    item = {
+        "request_id": "r-1",
+        "status": "sent",
+        "attempt_state": "done",
+        "poll_work": "report",
+        "due_at": Decimal("1764000060.5"),
+        "attempts": Decimal("2"),
+        "parts": Decimal("1"),
+        "cost": Decimal("0.25"),
+        "lease_until": Decimal("1764000030"),
+        "metadata": {"order": "A-1", "tries": Decimal("3")},
+        "expires_at": Decimal("1766592000"),  # TTL: bookkeeping this code never reads
+    }
+    record = StatusRecord.from_item(item)
+    assert (record.status, record.attempt_state, record.poll_work) == (Status.SENT, AttemptState.DONE, WorkKind.REPORT)
+    assert (record.attempts, record.parts, record.cost, record.due_at) == (2, 1, 0.25, 1764000060.5)
+    assert isinstance(record.attempts, int)
+    assert record.lease_until == 1764000030.0
+    assert record.metadata == {"order": "A-1", "tries": 3}
+    assert record.report_checks == 0
+    assert not record.final
+
+
+def test_absent_bookkeeping_reads_as_none_or_zero() -> None:
+    record = StatusRecord.from_item({"request_id": "r-2", "status": "failed", "error_code": "invalid_request"})
+    assert record.final
+    assert (record.attempt_state, record.claim_token, record.attempts, record.lease_until) == (None, None, 0, 0.0)
+
+
+def test_a_status_outside_the_contract_is_refused() -> None:
+    with pytest.raises(ValueError, match="'queued' is not a valid Status"):
+        StatusRecord.from_item({"request_id": "r-3", "status": "queued"})
