@@ -1,8 +1,8 @@
 """`make soak`: a campaign with OTPs mixed in, at MiM's limits, with faults, as AWS runs it.
 
 moto's server and the MiM simulator (enforcing the account's limits in the same compressed time as the
-AWS side), several send-function consumers and the poller, each in its own process as Lambda runs
-them, all sharing the one account-wide limiter. Publishes a mixed campaign (OTPs on the priority
+AWS side), several send-function consumers of the send queue, one of the priority queue, and the
+poller, each in its own process as Lambda runs them, all sharing the one account-wide limiter. Publishes a mixed campaign (OTPs on the priority
 queue, the rest on the send queue), waits until every message is settled, prints a table, and exits
 non-zero on any duplicate SMS, lost message, dead letter, or request MiM refused for its rate.
 """
@@ -69,7 +69,7 @@ def _prepare(spec: ProcessSpec) -> None:
 
 
 def consumer(spec: ProcessSpec, stop: Any, ready: Any) -> None:
-    """One send-function instance: polls both queues like Lambda's event-source mappings."""
+    """One send-function instance: polls its queue like Lambda's event-source mapping."""
     _prepare(spec)
     endpoint = _Endpoint(spec)
     handler = load_handler("send_sms")
@@ -222,12 +222,18 @@ def running(
             before_start(stack)
         log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
         log_path.write_text("")
-        sources = [asdict(source) for source in stack.event_sources]
-        spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, sources, stack.poll_interval, str(log_path))
         context = multiprocessing.get_context("spawn")
         stop, ready = context.Event(), context.Semaphore(0)
-        processes = [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}")
-                     for n in range(consumers)]  # fmt: skip
+        processes = []
+        # Each event source has pollers of its own, as Lambda gives every event-source mapping its own
+        # concurrency: the send queue `consumers` instances, the priority queue one, so an OTP never
+        # waits for a campaign batch to finish in the same loop.
+        for n, source in enumerate(stack.event_sources):
+            spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, [asdict(source)],
+                               stack.poll_interval, str(log_path))  # fmt: skip
+            processes += [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}-{k}")
+                          for k in range(consumers if n == 0 else 1)]  # fmt: skip
+        spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, [], stack.poll_interval, str(log_path))
         processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
         started: list[Any] = []
         try:
