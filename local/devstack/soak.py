@@ -2,9 +2,10 @@
 
 moto's server and the MiM simulator (enforcing the account's limits in the same compressed time as the
 AWS side), several send-function consumers of the send queue, one of the priority queue, and the
-poller, each in its own process as Lambda runs them, all sharing the one account-wide limiter. Publishes a mixed campaign (OTPs on the priority
-queue, the rest on the send queue), waits until every message is settled, prints a table, and exits
-non-zero on any duplicate SMS, lost message, dead letter, or request MiM refused for its rate.
+poller, each in its own process as Lambda runs them, all sharing the one account-wide limiter.
+Publishes a mixed campaign (OTPs on the priority queue, the rest on the send queue), waits until every
+message is settled, prints a table, and exits non-zero on any duplicate SMS, lost message, dead
+letter, or request MiM refused for its rate.
 """
 
 from __future__ import annotations
