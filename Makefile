@@ -77,8 +77,8 @@ deploy: build ## sam deploy (guided the first time, then from samconfig.toml)
 		$(SAM) deploy; else $(SAM) deploy --guided; fi
 
 .PHONY: bench
-bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets
-	$(BIN)/python -m devstack.bench
+bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets; ARGS="--dialect generic" for the other dialect
+	$(BIN)/python -m devstack.bench $(ARGS)
 
 .PHONY: soak
 soak: $(BIN)/.installed ## A campaign with OTPs at MiM's limits, faults, 4 consumer processes; make soak ARGS="--count 2000"
