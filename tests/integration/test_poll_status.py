@@ -423,6 +423,21 @@ def test_failing_report_look_ups_start_the_cool_down_sending_shares(
     assert [copy.body["request_id"] for copy in configured.deferred()] == ["later-1"]
 
 
+@pytest.mark.parametrize("dialect", ["generic", "official"])
+def test_look_ups_the_provider_answers_with_an_error_are_no_outage_sign(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTAGE_FAILURES", "3")
+    runtime.reset()
+    seed_sent(4, clock)
+    simulator.state.sent.clear()  # the provider no longer knows these ids: it says so, it is not down
+    make_poller(clock).run(deadline=clock.now + 30)
+    calls = len(simulator.state.received)
+    assert send(send_handler, body("later-1")) == []
+    assert len(simulator.state.received) == calls + 1  # sent at once: no cool-down was started
+    assert configured.record("later-1")["status"] == "sent"  # type: ignore[index]
+
+
 def test_held_otps_go_back_to_the_priority_queue(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:

@@ -62,6 +62,9 @@ class PollSummary:
         return result
 
 
+OUTAGE_SIGNS = ("transport_error", "provider_unavailable")  # a failed look-up that got no answer
+
+
 def _epoch(value: Any) -> float | None:
     if not value:
         return None
@@ -227,11 +230,12 @@ class Poller:
         if report.state is None:
             # The lookup itself failed: look again soon; throttling ends this run's polling, and failures
             # in a row count toward the outage cool-down that sending shares.
-            if (
-                report.outcome in (Outcome.NOT_SENT, Outcome.MAYBE_SENT)
-                and report.error_code != "authentication_failed"
-            ):
+            # Only no answer (a timeout, a refused connection, a 5xx) is an outage sign: an answer with an
+            # error code of its own (a refused key, an id it does not know) shows the provider is up.
+            if report.outcome is Outcome.MAYBE_SENT or report.error_code in OUTAGE_SIGNS:
                 self._limiter.provider_failed()
+            else:
+                self._limiter.provider_answered()
             retry_at = now + self._settings.report_delay_seconds
             self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
             return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
