@@ -56,7 +56,6 @@ class ModelledDynamoDB:
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
-        self.calls: dict[str, int] = {}
 
     def attach(self, client: Any) -> None:
         client.meta.events.register_first("before-send.dynamodb", self._send)
@@ -64,7 +63,6 @@ class ModelledDynamoDB:
     def _send(self, request: Any, **_: Any) -> AWSResponse:
         target = request.headers.get("X-Amz-Target", b"")
         operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
-        self.calls[operation] = self.calls.get(operation, 0) + 1
         time.sleep(self.latency)
         data = json.dumps(_answer(operation, json.loads(request.body or b"{}"))).encode()
         headers = {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "modelled"}

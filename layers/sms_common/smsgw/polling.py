@@ -31,7 +31,7 @@ from smsgw.deferral import pin_request_id
 from smsgw.events import StatusEvents, final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
-from smsgw.provider import DeliveryState, Outcome, Provider
+from smsgw.provider import DeliveryState, Outcome, Provider, outage_sign
 from smsgw.records import Status, StatusRecord, WorkKind
 from smsgw.store import MessageStore, iso
 
@@ -60,9 +60,6 @@ class PollSummary:
         result = asdict(self)
         result.pop("events")
         return result
-
-
-OUTAGE_SIGNS = ("transport_error", "provider_unavailable")  # a failed look-up that got no answer
 
 
 def _epoch(value: Any) -> float | None:
@@ -230,9 +227,7 @@ class Poller:
         if report.state is None:
             # The lookup itself failed: look again soon; throttling ends this run's polling, and failures
             # in a row count toward the outage cool-down that sending shares.
-            # Only no answer (a timeout, a refused connection, a 5xx) is an outage sign: an answer with an
-            # error code of its own (a refused key, an id it does not know) shows the provider is up.
-            if report.outcome is Outcome.MAYBE_SENT or report.error_code in OUTAGE_SIGNS:
+            if outage_sign(report.outcome, report.error_code):
                 self._limiter.provider_failed()
             else:
                 self._limiter.provider_answered()

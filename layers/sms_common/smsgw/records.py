@@ -92,8 +92,7 @@ class StatusRecord:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StatusRecord:
         """From a deserialised DynamoDB item (boto3's TypeDeserializer)."""
-        known = {f.name for f in fields(cls)}
-        values = {key: _plain(value) for key, value in item.items() if key in known}
+        values = {key: _plain(value) for key, value in item.items() if key in _RECORD_FIELDS}
         values["status"] = Status(values["status"])
         for name, kind in (("attempt_state", AttemptState), ("poll_work", WorkKind)):
             if values.get(name) is not None:
@@ -106,3 +105,6 @@ class StatusRecord:
     @property
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+
+_RECORD_FIELDS = frozenset(f.name for f in fields(StatusRecord))

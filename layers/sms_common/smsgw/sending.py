@@ -28,7 +28,7 @@ from smsgw.events import final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
-from smsgw.provider import OutboundSms, Outcome, Provider, SendResult
+from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, outage_sign
 from smsgw.records import AttemptState, Status, StatusRecord
 from smsgw.store import Claim, MessageStore, iso
 
@@ -260,11 +260,7 @@ class Sender:
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
     ) -> RecordResult:
         reached = self._settle_outcome(request, token, attempts, result, log)
-        # An answer that refuses for a reason (a key, the allow-list, the balance) is not an outage sign.
-        failed_call = result.outcome is Outcome.MAYBE_SENT or (
-            result.outcome is Outcome.NOT_SENT and result.error_code not in (*SETUP_ERRORS, "insufficient_balance")
-        )
-        return replace(reached, provider_reached=not failed_call)
+        return replace(reached, provider_reached=not outage_sign(result.outcome, result.error_code))
 
     def _settle_outcome(
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]

@@ -11,6 +11,7 @@ from smsgw.provider.base import (
     Outcome,
     Provider,
     SendResult,
+    outage_sign,
 )
 from smsgw.provider.generic import GenericProvider
 from smsgw.provider.http import HttpClient
@@ -26,6 +27,7 @@ __all__ = [
     "Provider",
     "SendResult",
     "make_provider",
+    "outage_sign",
 ]
 
 

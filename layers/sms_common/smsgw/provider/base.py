@@ -22,6 +22,17 @@ class Outcome(enum.Enum):
     MAYBE_SENT = "maybe_sent"  # the request went out and the answer was lost: never resend blindly
 
 
+# Not-sent answers that say the provider itself cannot work now (503, generic 1008, official 221, no
+# connection): with maybe-sent, the signs the shared outage cool-down counts.
+OUTAGE_ERRORS = frozenset({"transport_error", "provider_unavailable", "provider_send_failed"})
+
+
+def outage_sign(outcome: Outcome, error_code: str | None) -> bool:
+    """A call that got no answer, or one the provider says it cannot serve now. An answer refusing for a
+    reason of its own (a key, the allow-list, the balance, an id it does not know) shows it is up."""
+    return outcome is Outcome.MAYBE_SENT or (outcome is Outcome.NOT_SENT and error_code in OUTAGE_ERRORS)
+
+
 @dataclass(frozen=True)
 class OutboundSms:
     phone: str  # 8801XXXXXXXXX
