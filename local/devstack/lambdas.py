@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +101,9 @@ class EventSourceMapping:
             response = self._handler(event, LambdaContext("send_sms", self._timeout))
             failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         except Exception:
-            failed = {m["MessageId"] for m in messages}  # an invocation error: the whole batch comes back
+            # An invocation error: the whole batch comes back. Lambda logs it; so does this.
+            traceback.print_exc(file=sys.stdout)
+            failed = {m["MessageId"] for m in messages}
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
             entries = [

@@ -311,10 +311,12 @@ def otp_behind_backlog(
 
     def queue_backlog(stack: local.LocalStack) -> None:
         sqs = stack.client("sqs")
-        bulk = [json.dumps(m) for m in campaign(backlog, otp_every=backlog + 1)]  # no OTP among them
+        bulk = [json.dumps({**m, "priority": "normal"}) for m in campaign(backlog, otp_every=backlog)]  # no OTP
+        queue = stack.queue_for(bulk[0])
+        assert queue == stack.event_source.queue_url, "the backlog belongs on the normal send queue"
         for start in range(0, len(bulk), 10):
             entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bulk[start : start + 10])]
-            sqs.send_message_batch(QueueUrl=stack.queue_for(bulk[0]), Entries=entries)
+            sqs.send_message_batch(QueueUrl=queue, Entries=entries)
 
     with running(consumers, speed=speed, before_start=queue_backlog, **setup) as (stack, _):
         state = stack.simulator.state
