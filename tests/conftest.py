@@ -19,6 +19,8 @@ from devstack.atomic_moto import serialise_dynamodb_writes
 from devstack.lambdas import load_handler
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import runtime
+from smsgw.deferral import work_of
+from smsgw.records import DueWork, WorkKind
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -105,7 +107,11 @@ class Deferred:
     body: dict[str, Any]
     delay: int
     deferrals: int
-    turn: float | None = None  # its turn in its lane's queue, when it waits for capacity
+    work: DueWork | None = None  # what it waits for (its turn for capacity, a retry)
+
+    @property
+    def turn(self) -> float | None:
+        return self.work.due_at if self.work is not None and self.work.kind is WorkKind.TURN else None
 
 
 @dataclass
@@ -160,7 +166,7 @@ class Stack:
                 json.loads(m.body),
                 round((m.delayed_until - now_ms) / 1000),
                 int(m.message_attributes.get("deferrals", {}).get("StringValue", 0)),
-                float(m.message_attributes["turn"]["StringValue"]) if "turn" in m.message_attributes else None,
+                work_of({name: {"StringValue": a["StringValue"]} for name, a in m.message_attributes.items()}),
             )
             for m in queue._messages
             if m.delayed_until > now_ms
@@ -251,6 +257,9 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     monkeypatch.setenv("SEND_QUEUE_URL", aws.send_queue_url)
     monkeypatch.setenv("PRIORITY_QUEUE_URL", aws.priority_queue_url)
     monkeypatch.setenv("CONTROL_TABLE", aws.control_table)
+    # The handler tests send dozens of messages in one instant; bulk's pacing (which would spread them
+    # over the window) is tested in test_limiter and in the soak.
+    monkeypatch.setenv("BULK_BURST_SHARE", "1")
     runtime.reset()
     return aws
 

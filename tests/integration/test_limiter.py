@@ -37,9 +37,14 @@ def table(aws: Any) -> str:
     return str(aws.control_table)
 
 
-def limiter(table: str, clock: Clock, limits: str = "10/60", otp_share: float = 0.2) -> RateLimiter:
+def limiter(
+    table: str, clock: Clock, limits: str = "10/60", otp_share: float = 0.2, bulk_burst: float = 1.0
+) -> RateLimiter:
+    """A limiter on the test table. Bulk may burst a whole window unless a test asks for the pacing."""
     client = boto3.client("dynamodb", region_name=REGION)
-    return RateLimiter(client, table, parse_rate_limits(limits), otp_share=otp_share, clock=clock)
+    return RateLimiter(
+        client, table, parse_rate_limits(limits), otp_share=otp_share, bulk_burst=bulk_burst, clock=clock
+    )
 
 
 def most_in_any_window(grants: list[tuple[float, int]], seconds: float) -> int:
@@ -74,9 +79,9 @@ def test_a_partial_grant_says_when_capacity_comes_back(table: str, clock: Clock)
     assert first.granted == 9  # 10 a minute, one kept for the balance check
     assert first.retry_at > clock.now
     clock.now = first.retry_at - 0.01
-    assert one.acquire(Lane.BULK, 1).granted == 0
+    assert one.acquire(Lane.BULK, 1, due=1).granted == 0
     clock.now = first.retry_at
-    assert one.acquire(Lane.BULK, 9).granted == 9
+    assert one.acquire(Lane.BULK, 9, due=9).granted == 9
 
 
 def test_the_balance_check_always_gets_its_call(table: str, clock: Clock) -> None:
@@ -87,18 +92,63 @@ def test_the_balance_check_always_gets_its_call(table: str, clock: Clock) -> Non
     assert one.acquire(Lane.CONTROL, 1).granted == 0  # and never more than the limit
 
 
-def test_while_an_otp_waits_campaigns_leave_it_its_share(table: str, clock: Clock) -> None:
+def test_while_an_otp_waits_campaigns_leave_it_its_call(table: str, clock: Clock) -> None:
     one = limiter(table, clock, "10/60", otp_share=0.2)
     assert one.acquire(Lane.BULK, 9).granted == 9
     clock.now += 1
     refused = one.acquire(Lane.OTP, 1)
     assert refused.granted == 0
     clock.now = refused.retry_at  # the campaign's calls have aged out of the window
-    # The OTP share (2 of 10) is held for the waiting OTP: the campaign gets 10 - 1 - 2 ...
-    assert one.acquire(Lane.BULK, 20).granted == 7
-    assert one.acquire(Lane.OTP, 5).granted == 2
-    clock.now += 3 * 60  # ... and once no OTP has waited for a while, all but the balance call again
-    assert one.acquire(Lane.BULK, 20).granted == 9
+    # One OTP waits: the campaign leaves it one call (of the 2 in its share), and takes 10 - 1 - 1 ...
+    assert one.acquire(Lane.BULK, 20).granted == 8
+    assert one.acquire(Lane.OTP, 5, due=1).granted == 1  # ... which the OTP, back at its turn, finds
+    clock.now += 3 * 60  # ... and once no OTP waits, all but the balance call again
+    assert one.acquire(Lane.BULK, 20, due=20).granted == 9
+
+
+def test_waiting_otps_hold_a_call_each_up_to_their_share(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "20/60", otp_share=0.2)  # a share of 4 calls
+    assert one.acquire(Lane.BULK, 19).granted == 19
+    assert one.acquire(Lane.OTP, 2).granted == 0  # two wait
+    assert one.acquire(Lane.OTP, 1, due=1).granted == 0  # one of them back too early: still two, not three
+    clock.now += SPAN  # the window is free
+    assert one.acquire(Lane.BULK, 30, due=30).granted == 20 - 1 - 2
+    assert one.acquire(Lane.OTP, 1, due=1).granted == 1  # one granted at its turn: one still waits
+    clock.now += 1
+    assert one.acquire(Lane.OTP, 7).granted == 1  # a burst of OTPs takes the held call; seven wait, share four
+    clock.now += SPAN
+    assert one.acquire(Lane.BULK, 30, due=30).granted == 20 - 1 - 4
+
+
+def test_a_campaign_start_is_paced_so_capacity_frees_every_slice(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "100/60", bulk_burst=1 / 6)
+    pace = SPAN / 99  # the lane's ceiling (all but the balance call) over the span of one-second slices
+    first = one.acquire(Lane.BULK, 40)
+    assert first.granted == 16  # a sixth of the window's ceiling at once ...
+    assert first.turns[0] == pytest.approx(clock.now + pace)  # ... the rest at the pace, in turn
+    assert [b - a for a, b in zip(first.turns, first.turns[1:], strict=False)] == pytest.approx([pace] * 23)
+    grants = [(clock.now, first.granted)]
+    while clock.now < START + 2 * 60:
+        clock.now += 0.5
+        grant = one.acquire(Lane.BULK, 10)  # newcomers all the while
+        grants.append((clock.now, grant.granted))
+    # Never more than the burst and the pace allow in any stretch of the first window ...
+    for stretch in (1, 10, 30):
+        early = [(t, n) for t, n in grants if t < START + 60]
+        assert most_in_any_window(early, stretch) <= 16 + stretch / pace + 1
+    # ... so an OTP finds a call at any moment of it, while bulk still gets its whole window.
+    assert sum(n for t, n in grants if t < START + SPAN) >= 98
+    clock.now = START + 45
+    assert limiter(table, clock, "100/60").acquire(Lane.OTP, 1).granted == 1
+
+
+def test_otps_are_never_paced_but_bulk_paces_around_them(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "100/60", bulk_burst=1 / 6)
+    pace = SPAN / 99
+    assert one.acquire(Lane.OTP, 30).granted == 30  # an OTP burst goes at once ...
+    assert one.acquire(Lane.BULK, 10).granted == 0  # ... and bulk leaves the window's flow even
+    clock.now = START + 15 * pace + 0.001  # 30 sends at the pace, less bulk's burst of 16.5: 13.5 paces on
+    assert one.acquire(Lane.BULK, 10).granted == 1
 
 
 def test_campaigns_never_take_the_otp_share_of_a_long_window(table: str, clock: Clock) -> None:
@@ -117,7 +167,7 @@ def test_reports_take_what_sending_leaves(table: str, clock: Clock) -> None:
     refused_send = one.acquire(Lane.BULK, 1)
     clock.now = refused_send.retry_at  # the window is free again, but the refused sends come back first
     assert one.acquire(Lane.REPORT, 1).granted == 0
-    assert one.acquire(Lane.BULK, 2).granted == 2
+    assert one.acquire(Lane.BULK, 2, due=2).granted == 2
     clock.now += 60  # a window after the sends' return, sending has been idle: reports catch up
     assert one.acquire(Lane.REPORT, 1).granted == 1
 

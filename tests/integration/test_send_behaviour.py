@@ -284,7 +284,8 @@ def test_a_message_whose_turn_is_ahead_waits_again_without_asking_the_limiter(
     turn = time.time() + 7200  # further than SQS's longest delay: it comes back early, and waits again
     event = sqs_event(body("r-1"))
     event["Records"][0]["messageAttributes"] = {
-        "turn": {"stringValue": f"{turn:.3f}", "dataType": "Number"},
+        "work": {"stringValue": "turn", "dataType": "String"},
+        "due_at": {"stringValue": f"{turn:.3f}", "dataType": "Number"},
         "deferrals": {"stringValue": "3", "dataType": "Number"},
     }
     writes = runtime.limiter().writes

@@ -4,7 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
+from smsgw.deferral import work_of
+from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 
 
 def test_an_item_reads_into_typed_fields() -> None:
@@ -28,6 +29,7 @@ def test_an_item_reads_into_typed_fields() -> None:
     assert record.lease_until == 1764000030.0
     assert record.metadata == {"order": "A-1", "tries": 3}
     assert record.report_checks == 0
+    assert record.work == DueWork(WorkKind.REPORT, 1764000060.5)
     assert not record.final
 
 
@@ -40,3 +42,16 @@ def test_absent_bookkeeping_reads_as_none_or_zero() -> None:
 def test_a_status_outside_the_contract_is_refused() -> None:
     with pytest.raises(ValueError, match="'queued' is not a valid Status"):
         StatusRecord.from_item({"request_id": "r-3", "status": "queued"})
+
+
+def test_deferred_work_has_one_shape_and_its_kind_says_where_it_waits() -> None:
+    assert {kind for kind in WorkKind if kind.on_record} == {WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD}
+    assert StatusRecord("r-1", Status.SENDING).work is None
+    # A message in its queue carries the same two fields as message attributes ...
+    attributes = {"work": {"stringValue": "turn"}, "due_at": {"stringValue": "1764000061.250"}}
+    assert work_of(attributes) == DueWork(WorkKind.TURN, 1764000061.25)
+    # ... and what belongs on a record, or cannot be read, is no work for the queue.
+    assert work_of({"work": {"stringValue": "report"}, "due_at": {"stringValue": "1764000061"}}) is None
+    assert work_of({"work": {"stringValue": "turn"}, "due_at": {"stringValue": "soon"}}) is None
+    assert work_of({"work": {"stringValue": "turn"}, "due_at": {"stringValue": "nan"}}) is None
+    assert work_of(None) is None

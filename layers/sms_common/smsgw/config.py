@@ -92,7 +92,8 @@ class Settings:
     send_queue_url: str = ""  # where held and deferred messages are published again
     # The account-wide limiter (limiter.py) and waiting for capacity outside the function.
     control_table: str = ""  # the DynamoDB table holding the limiter's item
-    otp_share: float = 0.2  # share of each window bulk traffic leaves to OTPs while one waits
+    otp_share: float = 0.2  # share of each window bulk traffic leaves to OTPs while they wait
+    bulk_burst: float = 1 / 6  # of the shortest window's ceiling: how far bulk may run ahead of its pace
     priority_queue_url: str | None = None  # where deferred `high` messages go back to (their own queue)
     max_defer_seconds: int = 900  # SQS's longest delay; a longer wait is several hops
     # Retries per outcome class: not-sent answers come back with back-off, then fail; an outage pauses everyone.
@@ -207,6 +208,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         send_queue_url=_required(env, "SEND_QUEUE_URL"),
         control_table=_required(env, "CONTROL_TABLE"),
         otp_share=_number(env, "OTP_RESERVED_SHARE", 0.2, minimum=0, maximum=0.9),
+        bulk_burst=_number(env, "BULK_BURST_SHARE", 1 / 6, minimum=0.01, maximum=1),
         priority_queue_url=env.get("PRIORITY_QUEUE_URL", "").strip() or None,
         max_defer_seconds=_integer(env, "MAX_DEFER_SECONDS", 900, minimum=1, maximum=900),
         max_send_attempts=_integer(env, "MAX_SEND_ATTEMPTS", 5, minimum=1, maximum=50),

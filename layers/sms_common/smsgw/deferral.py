@@ -7,11 +7,12 @@ backlog: a wait longer than SQS's 15-minute delay is several hops. The copy carr
 was known by (the original SQS message id when the producer gave none), so it keeps its identity and
 its status record, and a copy published twice is still sent once (the claim decides).
 
-Spread: a message refused capacity comes back at its turn (see smsgw.limiter: the lane's queue hands
-out times at the pace capacity frees), carried in the `turn` attribute so that a turn further off than
-SQS's 15-minute delay is kept across hops without asking the limiter again. Other waits (a throttled
-answer, a not-sent retry) take the expected time plus full jitter over a span that doubles with every
-deferral the message has had; OTPs use a span of a few slices, so they come back first.
+What it waits for is a `DueWork` (smsgw.records), the shape of every deferred thing, carried in the
+`work` and `due_at` message attributes, so that a turn further off than SQS's 15-minute delay is kept
+across hops without asking the limiter again. A message refused capacity comes back at its turn (see
+smsgw.limiter: the lane's queue hands out times at the pace capacity frees). A retry (a throttled
+answer, a not-sent failure) comes back at the expected time plus full jitter over a span that doubles
+with every deferral the message has had; OTPs use a span of a few slices, so they come back first.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from smsgw.message import Priority
+from smsgw.records import DueWork, WorkKind
 
-DEFERRALS_ATTRIBUTE = "deferrals"  # SQS message attribute: how often this message has waited for capacity
-TURN_ATTRIBUTE = "turn"  # SQS message attribute: epoch seconds of the message's turn in its lane's queue
+DEFERRALS_ATTRIBUTE = "deferrals"  # SQS message attribute: how often this message has waited
+# SQS message attributes: the message's pending work (smsgw.records.DueWork), as on a status record.
+WORK_ATTRIBUTE, DUE_ATTRIBUTE = "work", "due_at"
 MAX_SPREAD_DOUBLINGS = 6
 
 
@@ -57,13 +60,14 @@ def deferrals_of(message_attributes: dict[str, Any] | None) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
-def turn_of(message_attributes: dict[str, Any] | None) -> float | None:
-    """The message's turn (epoch seconds) from a Lambda SQS record's messageAttributes, if it has one."""
+def work_of(message_attributes: dict[str, Any] | None) -> DueWork | None:
+    """The message's pending work from a Lambda SQS record's messageAttributes, if it carries any."""
     try:
-        turn = float(_attribute(message_attributes, TURN_ATTRIBUTE))
+        kind = WorkKind(_attribute(message_attributes, WORK_ATTRIBUTE))
+        due_at = float(_attribute(message_attributes, DUE_ATTRIBUTE))
     except ValueError:
         return None
-    return turn if math.isfinite(turn) and turn > 0 else None
+    return DueWork(kind, due_at) if not kind.on_record and math.isfinite(due_at) and due_at > 0 else None
 
 
 class Deferrer:
@@ -85,33 +89,34 @@ class Deferrer:
         self._clock = clock
         self._rng = rng or random.Random()  # jitter, not security
 
-    def delay(self, retry_at: float, deferrals: int, priority: Priority) -> int:
-        """Whole seconds to wait: until `retry_at`, plus jitter that widens with each earlier deferral."""
+    def due_at(self, retry_at: float, deferrals: int, priority: Priority) -> float:
+        """When a retry comes back: at `retry_at`, plus jitter that widens with each earlier deferral."""
         doublings = min(deferrals, MAX_SPREAD_DOUBLINGS)
         span = self._base_spread * (1 if priority == "high" else 10) * 2**doublings
-        wait = max(retry_at - self._clock(), 0.0) + self._rng.uniform(0, span)
-        return min(self._max_delay, max(1, math.ceil(wait)))
+        return max(retry_at, self._clock()) + self._rng.uniform(0, span)
 
     def defer(
         self,
         body: str,
         request_id: str,
         priority: Priority,
-        retry_at: float,
+        work: DueWork,
         deferrals: int,
         valid_until: float | None = None,
-        turn: float | None = None,
     ) -> int:
-        """Publish the message again to its queue with a delay. Returns the delay in seconds.
+        """Publish the message again to its queue, to come back when `work` is due (or after the longest
+        delay, to wait again). Returns the delay in seconds.
 
-        With a `turn`, the message comes back at it (or after the longest delay, to wait again), no jitter:
-        the turns are spread already. Without, at `retry_at` plus jitter."""
-        attributes = {DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)}}
-        if turn is not None:
-            delay = min(self._max_delay, max(1, math.ceil(turn - self._clock())))
-            attributes[TURN_ATTRIBUTE] = {"DataType": "Number", "StringValue": f"{turn:.3f}"}
-        else:
-            delay = self.delay(retry_at, deferrals, priority)
+        A turn comes back at its time exactly: the turns are spread already. A retry (first deferred with
+        its `retry_at`) gets jitter once; later hops keep the time it got."""
+        if work.kind.on_record:
+            raise ValueError(f"{work.kind} work waits on the record, not in the queue")
+        attributes = {
+            DEFERRALS_ATTRIBUTE: {"DataType": "Number", "StringValue": str(deferrals + 1)},
+            WORK_ATTRIBUTE: {"DataType": "String", "StringValue": work.kind.value},
+            DUE_ATTRIBUTE: {"DataType": "Number", "StringValue": f"{work.due_at:.3f}"},
+        }
+        delay = min(self._max_delay, max(1, math.ceil(work.due_at - self._clock())))
         self._sqs.send_message(
             QueueUrl=self._queues[priority],
             MessageBody=pin_request_id(body, request_id, valid_until),

@@ -16,9 +16,16 @@ Lanes share the capacity in order of need:
 - CONTROL (balance checks) may use all of it: they always get their call;
 - OTP (priority "high") all but the control call;
 - BULK (other sends) and REPORT (delivery-report look-ups) leave OTPs a share (`otp_share`) of every
-  window: always in the longer windows (what a campaign takes from an hour stays taken for the hour),
-  and in the shortest one while an OTP waits (refused OTPs mark the wait). REPORT takes only what
-  sending leaves: nothing while a send is waiting for capacity.
+  window: always in the longer windows (what a campaign takes from an hour stays taken for the hour);
+  in the shortest one, one call for every OTP that waits (refused OTPs count themselves in, granted
+  ones out), up to the share, so capacity is held for OTPs only as far as OTPs need it. REPORT takes
+  only what sending leaves: nothing while a send is waiting for capacity.
+- Sends are paced: `paced_until` moves on by bulk's pace (its ceiling over the span) with every send
+  granted, OTP or bulk, and bulk may run at most `bulk_burst` of the ceiling ahead of it (a generic
+  cell rate check; OTPs are never held to it). A campaign's start therefore fills the shortest window
+  over the window, not in its first seconds, whatever the OTPs take: no stretch of the window is left
+  with nothing to free, so an OTP published at any moment finds a call within seconds. Calls back at
+  their turn are held to the pace too: OTPs that came since may have taken it (they get later turns).
 The provider's own word wins: a throttled answer blocks every lane until its Retry-After.
 
 Turns: a refused OTP or bulk call gets a turn, the time the lane's queue reaches it. Each lane keeps the
@@ -54,7 +61,8 @@ SPAN = SLICES + 2  # slices whose grants count against a one-minute window (one 
 LIMITER_KEY = "rate-limiter"
 MAX_WRITE_ATTEMPTS = 8
 DEFAULT_BLOCK_SLICES = 5  # a throttle answer without Retry-After blocks this many slices of the shortest window
-OTP_HOLD_SLICES = 5  # after a refused OTP's expected return, its share stays held this long
+OTP_HOLD_SLICES = 5  # after a refused OTP's expected return, what it holds stays held this long
+BULK_BURST = 1 / 6  # of the shortest window's ceiling: how far ahead of the sends' pace bulk calls may run
 
 
 class Lane(enum.Enum):
@@ -81,7 +89,9 @@ class LimiterState:
     version: int = 0
     slices: dict[int, dict[int, int]] = field(default_factory=dict)  # window seconds -> slice index -> calls
     blocked_until: float = 0.0  # the provider throttled us: nobody calls before this
-    otp_waiting_until: float = 0.0  # an OTP was refused: bulk and reports leave the OTP share alone
+    otp_waiting_until: float = 0.0  # an OTP was refused: bulk and reports leave it a call, until then
+    otps_waiting: int = 0  # OTPs refused and not yet granted (while otp_waiting_until lasts)
+    paced_until: float = 0.0  # the sends' pace: one bulk pace further on for every send granted
     send_waiting_until: float = 0.0  # a send was refused: reports wait
     failures_in_a_row: int = 0  # not-sent failures since the last success, every instance together
     cooldowns: int = 0  # cool-downs in a row (each one longer), cleared by a success
@@ -97,6 +107,8 @@ class LimiterState:
         marks = {
             "b": self.blocked_until,
             "o": self.otp_waiting_until,
+            "n": self.otps_waiting,
+            "p": self.paced_until,
             "s": self.send_waiting_until,
             "f": self.failures_in_a_row,
             "c": self.cooldowns,
@@ -120,6 +132,8 @@ class LimiterState:
             slices=slices,
             blocked_until=float(data.get("b", 0)),
             otp_waiting_until=float(data.get("o", 0)),
+            otps_waiting=int(data.get("n", 0)),
+            paced_until=float(data.get("p", 0)),
             send_waiting_until=float(data.get("s", 0)),
             failures_in_a_row=int(data.get("f", 0)),
             cooldowns=int(data.get("c", 0)),
@@ -144,6 +158,7 @@ class RateLimiter:
         limits: tuple[RateLimit, ...],
         *,
         otp_share: float = 0.2,
+        bulk_burst: float = BULK_BURST,
         outage_failures: int = 5,
         outage_cooldown: float = 60.0,
         slack: float = 1.0,
@@ -153,6 +168,7 @@ class RateLimiter:
         self._table = table
         self._limits = limits
         self._otp_share = otp_share
+        self._bulk_burst = bulk_burst
         self._outage_failures = outage_failures
         self._outage_cooldown = outage_cooldown
         # Slices whose grants count against each window: the window, one for alignment, the spare for slack.
@@ -173,9 +189,13 @@ class RateLimiter:
             return limit.count - control
         # Capacity a campaign takes from a long window stays taken for that whole window: an hour's limit
         # spent by bulk would keep OTPs waiting for up to an hour. So the OTP share of every longer window
-        # is always theirs; the shortest window frees within a minute, and is lent out until an OTP waits.
-        standing = limit is not self._limits[0]
-        otp = math.ceil(limit.count * self._otp_share) if standing or state.otp_waiting_until > now else 0
+        # is always theirs; the shortest window frees within a minute, and is lent out but for a call
+        # for each OTP that waits.
+        share = math.ceil(limit.count * self._otp_share)
+        if limit is not self._limits[0]:
+            otp = share
+        else:
+            otp = min(share, state.otps_waiting) if state.otp_waiting_until > now else 0
         return max(limit.count - control - otp, 0)
 
     def _used(self, limit: RateLimit, state: LimiterState, now: float) -> int:
@@ -253,12 +273,14 @@ class RateLimiter:
         return stored
 
     # --- what callers use ------------------------------------------------------------------------
-    def acquire(self, lane: Lane, n: int = 1) -> Grant:
-        """Take up to `n` calls' worth of capacity now. What is not granted should wait until `retry_at`."""
+    def acquire(self, lane: Lane, n: int = 1, *, due: int = 0) -> Grant:
+        """Take up to `n` calls' worth of capacity now. What is not granted should wait until `retry_at`
+        (or its turn). The first `due` of the calls are back at turns this limiter gave them (waiting
+        OTPs are counted by that)."""
         with self._lock:
-            return self._acquire(lane, n)
+            return self._acquire(lane, n, min(max(due, 0), n))
 
-    def _acquire(self, lane: Lane, n: int) -> Grant:
+    def _acquire(self, lane: Lane, n: int, due: int) -> Grant:
         if n <= 0:
             return Grant(0, self._clock())
         fresh = self._state is None
@@ -269,9 +291,12 @@ class RateLimiter:
             if granted <= 0 and not fresh:
                 state, fresh = self._load(), True  # our copy may be old: others' grants age out too
                 continue
+            if lane is Lane.BULK:
+                granted = min(granted, self._allowance(state, now))
             new = self._granted(state, granted, now) if granted else state
-            new = self._mark_waiting(lane, new, now, refused=granted < n)
-            turns, new = self._queue(lane, new, now, n - granted)
+            due_granted = min(due, granted)
+            new = self._mark_waiting(lane, new, now, due=(due_granted, due - due_granted), refused=n - granted)
+            turns, new = self._queue(lane, new, now, granted=granted, refused=n - granted)
             if new == state:
                 return Grant(0, self.retry_at(lane, state, now))
             stored = self._write(state, new)
@@ -294,27 +319,54 @@ class RateLimiter:
         ceiling = max(self._ceiling(lane, shortest, lent, now), 1)
         return self._spans[shortest.seconds] * _width(shortest) / ceiling
 
+    def _burst(self, pace: float) -> float:
+        """Bulk calls the pace lets go at once: `bulk_burst` of the shortest window's ceiling, one at least."""
+        shortest = self._limits[0]
+        return max(1.0, self._bulk_burst * self._spans[shortest.seconds] * _width(shortest) / pace)
+
+    def _allowance(self, state: LimiterState, now: float) -> int:
+        """Bulk calls the lane's pace allows now: the burst, less what the lane is already ahead of its pace."""
+        pace = self.pace(Lane.BULK, state, now)
+        return max(0, math.floor(self._burst(pace) - max(state.paced_until - now, 0.0) / pace + 1e-9))
+
     def _queue(
-        self, lane: Lane, state: LimiterState, now: float, refused: int
+        self, lane: Lane, state: LimiterState, now: float, *, granted: int, refused: int
     ) -> tuple[tuple[float, ...], LimiterState]:
-        """Turns for `refused` calls after the lane's tail, no earlier than capacity is expected."""
-        if refused <= 0 or lane not in QUEUED_LANES:
+        """The sends' pace moves on for the calls granted; `refused` calls get turns after the lane's tail,
+        no earlier than capacity is expected (for bulk: than its pace allows a call)."""
+        if lane not in QUEUED_LANES:
             return (), state
         pace = self.pace(lane, state, now)
-        start = max(state.queues.get(lane.value, 0.0), self.retry_at(lane, state, now))
+        start = self.retry_at(lane, state, now)
+        bulk_pace = self.pace(Lane.BULK, state, now)
+        paced = max(state.paced_until, now) + granted * bulk_pace
+        state = replace(state, paced_until=paced) if granted else state
+        if lane is Lane.BULK:
+            start = max(start, paced - (self._burst(pace) - 1) * pace)
+        if refused <= 0:
+            return (), state
+        start = max(start, state.queues.get(lane.value, 0.0))
         turns = tuple(start + i * pace for i in range(refused))
         return turns, replace(state, queues={**state.queues, lane.value: start + refused * pace})
 
-    def _mark_waiting(self, lane: Lane, state: LimiterState, now: float, *, refused: bool) -> LimiterState:
-        """A refused OTP holds the OTP share; a refused send holds reports back. Written rarely: once a half window."""
-        if not refused or lane not in (Lane.OTP, Lane.BULK):
+    def _mark_waiting(
+        self, lane: Lane, state: LimiterState, now: float, *, due: tuple[int, int], refused: int
+    ) -> LimiterState:
+        """OTPs refused count themselves in until they are granted at a turn (`due`: granted, refused
+        among the calls back at their turns); a refused send holds reports back."""
+        due_granted, due_refused = due
+        if lane is Lane.OTP and due_granted and state.otps_waiting:
+            state = replace(state, otps_waiting=max(0, state.otps_waiting - due_granted))
+        if refused <= 0 or lane not in (Lane.OTP, Lane.BULK):
             return state
         # Held until a little after the refused call is expected back (SQS delays by whole seconds): it
-        # then finds its share free. Holding longer would idle the share while no OTP waits.
+        # then finds its call free. Holding longer would idle capacity while no OTP waits.
         back = max(self.retry_at(lane, state, now), now)
-        otp_until = back + 1.0 + OTP_HOLD_SLICES * _width(self._limits[0])
-        if lane is Lane.OTP and state.otp_waiting_until < otp_until - 1.0:
-            state = replace(state, otp_waiting_until=otp_until)
+        if lane is Lane.OTP:
+            live = state.otp_waiting_until > now  # else the count is stale: only these wait
+            waiting = state.otps_waiting + refused - due_refused if live else refused
+            until = max(state.otp_waiting_until, back + 1.0 + OTP_HOLD_SLICES * _width(self._limits[0]))
+            state = replace(state, otps_waiting=waiting, otp_waiting_until=until)
         # Reports wait a whole window after a refused send: sending has the capacity while a backlog lasts.
         hold = self._limits[0].seconds
         if state.send_waiting_until < back + hold / 2:

@@ -37,11 +37,36 @@ class AttemptState(StrEnum):
 
 
 class WorkKind(StrEnum):
-    """What poll_status still has to do for a record (`poll_work`, with `due_at`, in the work index)."""
+    """Kinds of deferred work: something to do for one request when its time comes (see DueWork)."""
 
+    # Carried by the status record (`poll_work` and `due_at`, in the work index); poll_status does them.
     REPORT = "report"  # look up the delivery report
     UNRESOLVED = "unresolved"  # a maybe-sent outcome to resolve after its grace period
     HELD = "held"  # publish the held message again once the gate opens
+    # Carried by the message itself, back in its queue with a delay; the send function does them.
+    TURN = "turn"  # its turn in its lane's queue for capacity (smsgw.limiter)
+    RETRY = "retry"  # again after a throttle answer or a not-sent failure
+
+    @property
+    def on_record(self) -> bool:
+        return self in RECORD_WORK
+
+
+RECORD_WORK = frozenset({WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD})
+
+
+@dataclass(frozen=True)
+class DueWork:
+    """Work due at `due_at` (epoch seconds) for one request: the one shape of every deferred thing.
+
+    Where it waits follows from its kind. Work on a record that is not being sent (a report, a
+    maybe-sent outcome, a held message) waits in the record's work index, read by poll_status. A message
+    waiting to be sent (its turn for capacity, a retry) waits in its own queue as an SQS delay, with the
+    same two fields as message attributes: that costs no DynamoDB write per wait, however long the backlog,
+    and a turn further off than SQS's 15-minute delay is several hops that keep `due_at`."""
+
+    kind: WorkKind
+    due_at: float
 
 
 def _plain(value: Any) -> Any:
@@ -105,6 +130,11 @@ class StatusRecord:
     @property
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def work(self) -> DueWork | None:
+        """The record's pending work, if any."""
+        return DueWork(self.poll_work, float(self.due_at)) if self.poll_work and self.due_at is not None else None
 
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(StatusRecord))

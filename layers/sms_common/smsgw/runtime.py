@@ -74,6 +74,7 @@ def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
         settings.control_table,
         settings.rate_limits,
         otp_share=settings.otp_share,
+        bulk_burst=settings.bulk_burst,
         outage_failures=settings.outage_failures,
         outage_cooldown=settings.outage_cooldown_seconds,
         slack=settings.rate_slack_seconds,

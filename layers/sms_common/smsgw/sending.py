@@ -23,13 +23,13 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
-from smsgw.deferral import deferrals_of, pin_request_id, turn_of
+from smsgw.deferral import deferrals_of, pin_request_id, work_of
 from smsgw.events import final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, outage_sign
-from smsgw.records import AttemptState, Status, StatusRecord
+from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store import Claim, MessageStore, iso
 
 Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
@@ -79,8 +79,8 @@ class Inbound:
     request: SmsRequest | None = None
     invalid: InvalidRequest | None = None
     published_at: float | None = None  # SQS SentTimestamp: when the producer (or a deferral) published it
-    deferrals: int = 0  # times it has waited for capacity (the `deferrals` attribute)
-    turn: float | None = None  # its turn in its lane's queue, when it was given one (the `turn` attribute)
+    deferrals: int = 0  # times it has waited in its queue (the `deferrals` attribute)
+    work: DueWork | None = None  # what it waited for, when it comes back from a wait (a turn, a retry)
 
     @classmethod
     def parse(cls, body: str, sqs_message_id: str, published_at: float | None = None) -> Inbound:
@@ -95,7 +95,7 @@ class Inbound:
         sent = str(record.get("attributes", {}).get("SentTimestamp", ""))
         inbound = cls.parse(record["body"], record["messageId"], int(sent) / 1000 if sent.isdigit() else None)
         attributes = record.get("messageAttributes")
-        return replace(inbound, deferrals=deferrals_of(attributes), turn=turn_of(attributes))
+        return replace(inbound, deferrals=deferrals_of(attributes), work=work_of(attributes))
 
     def deadline(self, max_age: int) -> float | None:
         """The moment after which this message must not be sent: valid_until, or the default maximum age."""
@@ -427,60 +427,60 @@ def _emit_metrics(result: RecordResult) -> None:
             metric.add_dimension(name="error_code", value=result.error_code)
 
 
-@dataclass(frozen=True)
-class Wait:
-    """Why and until when a record waits in its queue instead of calling now."""
-
-    until: float
-    turn: bool = False  # `until` is its turn in the lane's queue (kept across hops), not a time to retry
+# Work this close is due: SQS delays by whole seconds, and the message may come back a little early.
+DUE_TOLERANCE_SECONDS = 1.0
 
 
-# A turn this close is due: SQS delays by whole seconds, and the message may come back a little early.
-TURN_TOLERANCE_SECONDS = 1.0
-
-
-def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, Wait]:
+def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, DueWork]:
     """Take capacity for the records that will call the provider, OTPs first, earlier turns first.
 
-    Returns the records that wait (SQS message id -> Wait); the rest may call. Invalid and expired
-    records make no call and take nothing; a record whose turn is still ahead waits for it unasked.
+    Returns the records that wait (SQS message id -> what they wait for); the rest may call. Invalid
+    and expired records make no call and take nothing; a record back before its turn waits on, unasked
+    (a retry asks: the limiter knows best how long a throttle or an outage lasts). Refused records wait
+    for the turn the limiter gives them (or retry when it gave none).
     """
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
-    waiting: dict[str, Wait] = {}
+    waiting: dict[str, DueWork] = {}
     for item in inbound:
         deadline = item.deadline(max_age) if item.request is not None else None
         if item.request is None or (deadline is not None and now >= deadline):
             continue
-        if item.turn is not None and item.turn > now + TURN_TOLERANCE_SECONDS:
-            waiting[item.sqs_message_id] = Wait(item.turn, turn=True)  # a long wait, hop by hop
+        turn = _turn(item)
+        if turn is not None and turn > now + DUE_TOLERANCE_SECONDS:
+            waiting[item.sqs_message_id] = DueWork(WorkKind.TURN, turn)  # a long wait, hop by hop
             continue
         lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
     for lane, items in lanes.items():
         if items:
             # Those whose turn has come ask first; the rest of the batch queues behind them if need be.
-            items.sort(key=lambda item: item.turn if item.turn is not None else now + TURN_TOLERANCE_SECONDS)
-            grant = limiter.acquire(lane, len(items))
+            items.sort(key=lambda item: _turn(item) or now + DUE_TOLERANCE_SECONDS)
+            grant = limiter.acquire(lane, len(items), due=sum(1 for item in items if _turn(item) is not None))
             for n, item in enumerate(items[grant.granted :]):
                 turn = grant.turns[n] if n < len(grant.turns) else None
-                waiting[item.sqs_message_id] = Wait(turn, turn=True) if turn is not None else Wait(grant.retry_at)
+                waiting[item.sqs_message_id] = (
+                    DueWork(WorkKind.TURN, turn) if turn is not None else _retry(item, grant.retry_at)
+                )
     return waiting
 
 
-def _defer(item: Inbound, wait: Wait, lease_until: float) -> RecordResult:
+def _turn(item: Inbound) -> float | None:
+    """The turn this record is back at, if it waited for one."""
+    return item.work.due_at if item.work is not None and item.work.kind is WorkKind.TURN else None
+
+
+def _retry(item: Inbound, retry_at: float) -> DueWork:
+    """A retry from `retry_at` on, with the jitter that spreads retries (once: later hops keep it)."""
+    assert item.request is not None
+    return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.request.priority))
+
+
+def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
     assert item.request is not None
     request = item.request
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
-    if deadline is not None and wait.until >= deadline:  # it would come back too late: never sent late
+    if deadline is not None and work.due_at >= deadline:  # it would come back too late: never sent late
         return runtime.sender().expire(item, lease_until)
-    delay = runtime.deferrer().defer(
-        item.body,
-        request.request_id,
-        request.priority,
-        wait.until,
-        item.deferrals,
-        deadline,
-        turn=wait.until if wait.turn else None,
-    )
+    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, work, item.deferrals, deadline)
     logger.info(
         "no capacity now; the message waits in its queue",
         extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": item.deferrals + 1},
@@ -522,7 +522,7 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
         result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
-            deferred = _defer(item, Wait(retry_at), lease_until)
+            deferred = _defer(item, _retry(item, retry_at), lease_until)
             if deferred.disposition == "deferred":
                 deferred = replace(deferred, error_code=result.error_code)
             return replace(deferred, cooldown_started=result.cooldown_started)

@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from smsgw.message import SmsRequest
-from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
+from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
@@ -50,6 +50,13 @@ def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
 
 def _number(value: float) -> Decimal:
     return Decimal(str(round(value, 4)))
+
+
+def _pending(work: DueWork) -> dict[str, Any]:
+    """The attributes that put `work` in the record's work index."""
+    if not work.kind.on_record:
+        raise ValueError(f"{work.kind} work waits in its queue, not on the record")
+    return {WORK: work.kind, DUE: _number(work.due_at)}
 
 
 @dataclass(frozen=True)
@@ -229,7 +236,7 @@ class MessageStore:
         cost: float,
         report_due: float | None,
     ) -> bool:
-        """`sent`, and queued for delivery-report polling from `report_due` on (None: not tracked)."""
+        """`sent`, and in the work index for a report look-up from `report_due` on (None: not tracked)."""
         sets: dict[str, Any] = {
             "status": Status.SENT,
             "attempt_state": AttemptState.DONE,
@@ -238,7 +245,7 @@ class MessageStore:
             "cost": _number(cost),
         }
         if report_due is not None:
-            sets.update({WORK: WorkKind.REPORT, DUE: _number(report_due)})
+            sets.update(_pending(DueWork(WorkKind.REPORT, report_due)))
         else:
             sets["tracking"] = "off"
         if message_id:
@@ -304,8 +311,7 @@ class MessageStore:
             "error_message": error_message,
             "updated_at": iso(now),
             "payload": payload,
-            WORK: WorkKind.HELD,
-            DUE: _number(now),
+            **_pending(DueWork(WorkKind.HELD, now)),
         }
         return self._finish_attempt(request_id, token, sets, add=None if attempted else {"attempts": -1})
 
@@ -318,13 +324,12 @@ class MessageStore:
             "error_code": "maybe_sent",
             "error_message": error_message,
             "updated_at": iso(now),
-            WORK: WorkKind.UNRESOLVED,
-            DUE: _number(resolve_at),
+            **_pending(DueWork(WorkKind.UNRESOLVED, resolve_at)),
         }
         return self._finish_attempt(request_id, token, sets)
 
     # --- the work queue: a sparse index of records that still need poll_status -------------------
-    def due(self, work: str, now: float, page_size: int = 100) -> Iterator[StatusRecord]:
+    def due(self, work: WorkKind, now: float, page_size: int = 100) -> Iterator[StatusRecord]:
         """Records waiting for `work` whose time has come, oldest due first; reads only those records."""
         start: dict[str, Any] | None = None
         while True:
@@ -334,7 +339,7 @@ class MessageStore:
                 return
 
     def due_page(
-        self, work: str, now: float, limit: int, start: dict[str, Any] | None = None
+        self, work: WorkKind, now: float, limit: int, start: dict[str, Any] | None = None
     ) -> tuple[list[StatusRecord], dict[str, Any] | None]:
         """At most `limit` records due for `work`, oldest first, from `start` on: (records, where to go on).
 
@@ -376,7 +381,7 @@ class MessageStore:
 
     def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
         """Still no final report: look again at `due`. False when the record is no longer `sent`."""
-        sets: dict[str, Any] = {"updated_at": iso(now), DUE: _number(due)}
+        sets: dict[str, Any] = {"updated_at": iso(now), **_pending(DueWork(WorkKind.REPORT, due))}
         if provider_status:
             sets["provider_status"] = provider_status
         return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, add={"report_checks": 1})
