@@ -142,7 +142,7 @@ class SoakResult:
 
 
 def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float],
-             speed: float, started: float) -> SoakResult:  # fmt: skip
+             speed: float, started: float, settled: tuple[str, ...] = FINAL) -> SoakResult:  # fmt: skip
     state = stack.simulator.state
     records = stack.records()
     per_phone: dict[str, int] = {}
@@ -162,7 +162,7 @@ def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published:
         )
         classes.append(ClassResult(
             label, len(group), {s: statuses.count(s) for s in set(statuses)},
-            sum(1 for s in statuses if s not in FINAL),
+            sum(1 for s in statuses if s not in settled),
             sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1), latency,
         ))  # fmt: skip
     codes: dict[str, int] = {}
@@ -267,8 +267,10 @@ def soak(
     parameters: dict[str, str] | None = None,
     environment: dict[str, str] | None = None,
     progress: bool = True,
+    settled: tuple[str, ...] = FINAL,
 ) -> SoakResult:
-    """Run the whole campaign and measure it (see the module's docstring)."""
+    """Run the whole campaign and measure it (see the module's docstring). A message is done when its
+    status is one of `settled` (with TrackingPolicy none, `sent` is as far as it goes)."""
     messages = campaign(count, otp_every)
     # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
     timeout = timeout or max(120.0, 0.3 * count * 60 / speed)
@@ -298,9 +300,9 @@ def soak(
                 line = "  ".join(f"{k} {v}" for k, v in counts.items())
                 print(f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
                       f"provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
-            if queued == 0 and all(s in FINAL for s in statuses):
+            if queued == 0 and all(s in settled for s in statuses):
                 break
-        return _measure(stack, messages, published, speed, started)
+        return _measure(stack, messages, published, speed, started, settled)
 
 
 def otp_behind_backlog(
