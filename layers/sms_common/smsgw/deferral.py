@@ -107,8 +107,8 @@ class Deferrer:
         """Publish the message again to its queue, to come back when `work` is due (or after the longest
         delay, to wait again). Returns the delay in seconds.
 
-        A turn comes back at its time exactly: the turns are spread already. A retry (first deferred with
-        its `retry_at`) gets jitter once; later hops keep the time it got."""
+        Either comes back at its `due_at` exactly: turns are spread by the limiter, retries by the jitter
+        `due_at()` put in when the retry was made."""
         if work.kind.on_record:
             raise ValueError(f"{work.kind} work waits on the record, not in the queue")
         attributes = {
