@@ -29,7 +29,6 @@ def test_an_item_reads_into_typed_fields() -> None:
     assert record.lease_until == 1764000030.0
     assert record.metadata == {"order": "A-1", "tries": 3}
     assert record.report_checks == 0
-    assert record.work == DueWork(WorkKind.REPORT, 1764000060.5)
     assert not record.final
 
 
@@ -46,7 +45,6 @@ def test_a_status_outside_the_contract_is_refused() -> None:
 
 def test_deferred_work_has_one_shape_and_its_kind_says_where_it_waits() -> None:
     assert {kind for kind in WorkKind if kind.on_record} == {WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD}
-    assert StatusRecord("r-1", Status.SENDING).work is None
     # A message in its queue carries the same two fields as message attributes ...
     attributes = {"work": {"stringValue": "turn"}, "due_at": {"stringValue": "1764000061.250"}}
     assert work_of(attributes) == DueWork(WorkKind.TURN, 1764000061.25)

@@ -338,7 +338,7 @@ class RateLimiter:
             return (), state
         pace = self.pace(lane, state, now)
         start = self.retry_at(lane, state, now)
-        bulk_pace = self.pace(Lane.BULK, state, now)
+        bulk_pace = pace if lane is Lane.BULK else self.pace(Lane.BULK, state, now)
         paced = max(state.paced_until, now) + granted * bulk_pace
         state = replace(state, paced_until=paced) if granted else state
         if lane is Lane.BULK:

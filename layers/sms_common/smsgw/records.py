@@ -131,10 +131,5 @@ class StatusRecord:
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
 
-    @property
-    def work(self) -> DueWork | None:
-        """The record's pending work, if any."""
-        return DueWork(self.poll_work, float(self.due_at)) if self.poll_work and self.due_at is not None else None
-
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(StatusRecord))

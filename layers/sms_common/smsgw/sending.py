@@ -469,7 +469,7 @@ def _turn(item: Inbound) -> float | None:
 
 
 def _retry(item: Inbound, retry_at: float) -> DueWork:
-    """A retry from `retry_at` on, with the jitter that spreads retries (once: later hops keep it)."""
+    """A retry from `retry_at` on, with the jitter that spreads retries."""
     assert item.request is not None
     return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.request.priority))
 
