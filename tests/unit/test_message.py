@@ -98,6 +98,28 @@ def test_message_text_is_never_in_the_repr() -> None:
         (body(metadata={"n": 1}), "invalid_request", "metadata"),
         (body(metadata={"k": "v" * 2100}), "invalid_request", "2048"),
         (body(phones=["01712345678"]), "invalid_request", "unknown field"),
+        # what a hostile or careless producer sends
+        ("[" * 100_000 + "]" * 100_000, "invalid_request", "body is"),  # too big, before any parsing
+        ("[" * 30_000 + "]" * 30_000, "invalid_request", "nested too deeply"),  # RecursionError, not a crash
+        ('{"phone": "01712345678", "message": "hi", "phone": "01812345678"}', "invalid_request", "more than once"),
+        (body(message="hi", metadata={"k": "\ud800"}), "invalid_request", "metadata contains a lone surrogate"),
+        (body(message="hi \ud800"), "invalid_request", "message contains a lone surrogate"),
+        ('{"phone": "01712345678", "message": "hi", "\\udc00": "x"}', "invalid_request", "field name"),
+        (body(metadata={"": "v"}), "invalid_request", "metadata keys"),  # DynamoDB refuses empty names
+        (body(metadata={"  ": "v"}), "invalid_request", "metadata keys"),
+        (body(metadata={"k" * 129: "v"}), "invalid_request", "metadata keys"),
+        (body(message="code\x00 1234"), "invalid_request", "U+0000 at position 4"),
+        (body(message="bell\x07"), "invalid_request", "U+0007"),
+        (body(message="tab\there"), "invalid_request", "U+0009"),
+        (body(message="c1 \x85"), "invalid_request", "U+0085"),
+        (body(campaign_id="C" * 129), "invalid_request", "at most 128"),
+        (body(campaign_id="CMP\n1"), "invalid_request", "control characters"),
+        (body(schedule_time="9999-12-31T23:59:59-14:00"), "invalid_request", "between 2000 and 2099"),
+        (body(schedule_time="0001-01-01T00:00:00+14:00"), "invalid_request", "between 2000 and 2099"),
+        (body(valid_until="1970-01-01 05:00:00"), "invalid_request", "between 2000 and 2099"),
+        (body(phone="01312345\uff16\uff17\uff18"), "invalid_phone", "FULLWIDTH DIGIT SIX"),
+        (body(priority=False), "invalid_request", "priority"),
+        (body(priority=["high"]), "invalid_request", "priority"),
     ],
 )
 def test_contract_violations_name_the_field(raw: str, code: str, field: str) -> None:
@@ -105,6 +127,65 @@ def test_contract_violations_name_the_field(raw: str, code: str, field: str) -> 
         parse_request(raw, default_request_id="sqs-1")
     assert caught.value.code == code
     assert field in caught.value.message
+
+
+def test_null_means_absent_for_every_optional_field() -> None:
+    optional = (
+        "request_id",
+        "sender_id",
+        "priority",
+        "schedule_time",
+        "valid_until",
+        "type",
+        "campaign_id",
+        "metadata",
+    )
+    nulls = dict.fromkeys(optional)
+    request = parse_request(body(**nulls), default_request_id="sqs-1")
+    assert (request.request_id, request.priority, request.type, request.metadata) == (
+        "sqs-1", "normal", "transactional", {})  # fmt: skip
+
+
+def test_line_breaks_are_text_not_control_characters() -> None:
+    assert parse_request(body(message="Line one\nLine two\r\nThree"), default_request_id="x").text.count("\n") == 2
+
+
+def test_bangla_digits_in_the_phone_are_understood() -> None:
+    assert parse_request(body(phone="০১৭১২৩৪৫৬৭৮"), default_request_id="x").phone == "8801712345678"
+
+
+def test_error_messages_are_bounded_and_escaped_whatever_the_body_holds() -> None:
+    huge = "f" * 200_000
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(json.dumps({"phone": "01712345678", "message": "hi", huge: 1})[:60_000] + "}",
+                      default_request_id="x")  # fmt: skip
+    assert len(caught.value.message) <= 300
+    names = {f"x{n}\x00\u202e": "v" for n in range(20)}
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(body(**names), default_request_id="x")
+    message = caught.value.message
+    assert len(message) <= 300
+    assert "\x00" not in message
+    assert "\u202e" not in message  # no right-to-left override reaches a log viewer
+    assert "15 more" in message
+
+
+def test_any_body_raises_invalid_request_and_nothing_else() -> None:
+    for raw in (
+        "",
+        " ",
+        "\ufeff{}",
+        "nul\x00",
+        '{"a": 1e999999}',
+        "1" * 5000,
+        '{"phone": "' + "9" * 5000 + '"}',
+        '{"message": NaN, "phone": Infinity}',
+        "\ud800",
+        '"\\ud800"',
+        "{" * 10 + "}" * 10,
+    ):
+        with pytest.raises(InvalidRequest):
+            parse_request(raw, default_request_id="x")  # fmt: skip
 
 
 def test_a_violation_keeps_the_producers_request_id() -> None:

@@ -19,6 +19,9 @@ from smsgw.phone import PhoneError, mask, normalise
         ("01412345678", "8801412345678"),
         ("01512345678", "8801512345678"),
         ("01612345678", "8801612345678"),
+        ("০১৭১২৩৪৫৬৭৮", "8801712345678"),  # Bangla digits, as typed on a Bangla keyboard
+        ("+৮৮০ ১৯১২-৩৪৫৬৭৮", "8801912345678"),
+        ("\u09e6\u09e7\u09ed\u09e7\u09e8345678", "8801712345678"),  # mixed scripts: still one number
     ],
 )
 def test_every_common_form_normalises(raw: str, expected: str) -> None:
@@ -42,6 +45,11 @@ def test_every_common_form_normalises(raw: str, expected: str) -> None:
         ("01712#345678", "characters other than digits"),
         ("", "empty"),
         ("  ", "empty"),
+        ("01312345\uff16\uff17\uff18", "FULLWIDTH DIGIT SIX"),  # str.isdigit() takes these: the provider must not
+        ("0171234\u0665\u0666\u0667\u0668", "ARABIC-INDIC DIGIT FIVE"),
+        ("0171234\u06f5\u06f6\u06f7\u06f8", "EXTENDED ARABIC-INDIC DIGIT FIVE"),
+        ("017123456\u00b28", "SUPERSCRIPT TWO"),
+        ("0171234\u0915\u096b\u096c\u096d", "DEVANAGARI DIGIT FIVE"),  # the digits are named before any letter
     ],
 )
 def test_precise_errors(raw: str, reason: str) -> None:

@@ -22,6 +22,7 @@ VALID = [
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T03:30:00Z"},
     {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01T09:35:00+06:00", "priority": "high"},
     {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01 09:35:00"},
+    {"phone": "০১৭১২৩৪৫৬৭৮", "message": "Two\nlines", "priority": None, "type": None, "metadata": None},
 ]  # fmt: skip
 
 STRUCTURALLY_INVALID = [
@@ -44,6 +45,10 @@ STRUCTURALLY_INVALID = [
     {"phone": "01712345678", "message": "hi", "sender_id": "A" * 21},
     {"phone": "01712345678", "message": "hi", "phones": ["01712345678"]},
     {"phone": "01712345678", "message": "a" * 1531},
+    {"phone": "01712345678", "message": "nul\x00"},
+    {"phone": "01712345678", "message": "hi", "campaign_id": "C" * 129},
+    {"phone": "01712345678", "message": "hi", "metadata": {"": "v"}},
+    {"phone": "01712345678", "message": "hi", "priority": False},
 ]
 
 

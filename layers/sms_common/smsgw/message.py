@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from smsgw import phone as phones
@@ -21,7 +21,16 @@ MessageType = Literal["transactional", "promotional"]
 DHAKA = timezone(timedelta(hours=6), "Asia/Dhaka")  # Bangladesh keeps no daylight saving time
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SENDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9 ._&-]{1,20}$")
+MAX_BODY_BYTES = 64 * 1024  # a valid body is a few KiB; a held one is stored whole in its record (400 KB items)
 MAX_METADATA_BYTES = 2048
+MAX_CAMPAIGN_ID_CHARS = 128
+MAX_METADATA_KEY_CHARS = 128
+MAX_ERROR_MESSAGE_CHARS = 300  # error messages quote the body: bounded, so a hostile one cannot grow a record
+# Control characters other than line breaks would reach the handset as garbage (or end the text early).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+IDENTIFIER_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # in names and ids, no line breaks either
+# A lone surrogate (`"\ud800"` in JSON) is not Unicode: DynamoDB and the provider cannot encode it.
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 FIELDS = frozenset(
     {
         "phone",
@@ -36,12 +45,15 @@ FIELDS = frozenset(
         "metadata",
     }
 )
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class InvalidRequest(ValueError):
     """A body that breaks the contract. `request_id` is set when the body named a usable one."""
 
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        if len(message) > MAX_ERROR_MESSAGE_CHARS:
+            message = message[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
         super().__init__(message)
         self.code = code
         self.message = message
@@ -63,17 +75,30 @@ class SmsRequest:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def _optional_str(body: dict[str, Any], name: str, request_id: str | None) -> str | None:
+def _quote(text: str, limit: int = 40) -> str:
+    """A piece of the body for an error message: escaped (no control characters or surrogates) and short."""
+    quoted = ascii(text[: limit + 1])
+    return quoted if len(text) <= limit else quoted[:-1] + "...'"
+
+
+def _optional_str(body: dict[str, Any], name: str, request_id: str | None, max_chars: int = 0) -> str | None:
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("invalid_request", f"{name} must be a non-empty string", request_id)
+    if max_chars and len(value.strip()) > max_chars:
+        raise InvalidRequest("invalid_request", f"{name} is {len(value.strip())} characters; at most {max_chars}",
+                             request_id)  # fmt: skip
+    if IDENTIFIER_CONTROLS.search(value):
+        raise InvalidRequest("invalid_request", f"{name} contains control characters", request_id)
     return value.strip()
 
 
 def _choice(body: dict[str, Any], name: str, choices: tuple[str, ...], request_id: str | None) -> str:
-    value = body.get(name, choices[0])
+    value = body.get(name)
+    if value is None:  # null means absent, as for every optional field
+        return choices[0]
     if value not in choices:
         allowed = " or ".join(f'"{c}"' for c in choices)
         raise InvalidRequest("invalid_request", f"{name} must be {allowed}", request_id)
@@ -87,8 +112,9 @@ def parse_schedule_time(value: object, name: str = "schedule_time") -> datetime:
     text = value.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", text):
-            return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=DHAKA)
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+            parsed = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=DHAKA)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
@@ -96,6 +122,12 @@ def parse_schedule_time(value: object, name: str = "schedule_time") -> datetime:
             f"{name} must be 'YYYY-MM-DD HH:MM:SS' (Asia/Dhaka) or ISO 8601 with an offset, "
             "e.g. 2025-01-20T10:00:00+06:00"
         )
+    try:  # 0001-01-01 with a positive offset, or 9999-12-31 with a negative one, is no instant at all
+        in_range = EARLIEST <= parsed.astimezone(UTC) < LATEST
+    except (OverflowError, ValueError):
+        in_range = False
+    if not in_range:
+        raise ValueError(f"{name} must lie between {EARLIEST.year} and {LATEST.year - 1}")
     return parsed
 
 
@@ -105,6 +137,11 @@ def _metadata(body: dict[str, Any], request_id: str | None) -> dict[str, str]:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise InvalidRequest("invalid_request", "metadata must be an object whose values are strings", request_id)
+    for key in value:
+        if not key.strip() or len(key) > MAX_METADATA_KEY_CHARS or IDENTIFIER_CONTROLS.search(key):
+            # DynamoDB refuses an empty attribute name, even inside a map
+            raise InvalidRequest("invalid_request", f"metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters, "
+                                 f"not blank and without control characters: {_quote(key)}", request_id)  # fmt: skip
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_METADATA_BYTES:
         raise InvalidRequest(
@@ -113,26 +150,78 @@ def _metadata(body: dict[str, Any], request_id: str | None) -> dict[str, str]:
     return dict(value)
 
 
+class _RepeatedField(ValueError):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are unique: `{"phone": A, "phone": B}` is ambiguous, not "the last one"."""
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RepeatedField(key)
+        result[key] = value
+    return result
+
+
+def _lone_surrogate(data: dict[str, Any]) -> str | None:
+    """The name of the first field (or metadata entry) holding a lone surrogate, in a key or a value."""
+    for key, value in data.items():
+        if LONE_SURROGATE.search(key):
+            return "a field name"
+        if isinstance(value, str) and LONE_SURROGATE.search(value):
+            return key
+        if isinstance(value, dict) and any(
+            LONE_SURROGATE.search(k) or (isinstance(v, str) and LONE_SURROGATE.search(v)) for k, v in value.items()
+        ):
+            return key
+        if isinstance(value, list) and any(isinstance(v, str) and LONE_SURROGATE.search(v) for v in value):
+            return key
+    return None
+
+
+def _usable_request_id(data: dict[str, Any]) -> str | None:
+    raw = data.get("request_id")
+    return raw if isinstance(raw, str) and REQUEST_ID_PATTERN.fullmatch(raw) else None
+
+
 def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
-    """Validate one SQS body against the contract. Raises InvalidRequest."""
+    """Validate one SQS body against the contract. Raises InvalidRequest, and nothing else, for any body."""
+    if not isinstance(body, str):
+        raise InvalidRequest("invalid_request", "body must be text")
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        raise InvalidRequest("invalid_request", f"body is {size} bytes; at most {MAX_BODY_BYTES} are allowed")
     try:
-        data = json.loads(body)
+        data = json.loads(body, object_pairs_hook=_unique_fields)
+    except _RepeatedField as exc:
+        raise InvalidRequest("invalid_request", f"field {_quote(exc.name)} appears more than once") from None
+    except RecursionError:
+        raise InvalidRequest("invalid_request", "body is nested too deeply") from None
     except (ValueError, TypeError):
         raise InvalidRequest("invalid_request", "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("invalid_request", "body must be a JSON object")
+    surrogate = _lone_surrogate(data)
+    if surrogate is not None:
+        raise InvalidRequest("invalid_request", f"{surrogate} contains a lone surrogate: not valid Unicode text",
+                             _usable_request_id(data))  # fmt: skip
 
     raw_id = data.get("request_id")
     if raw_id is None:
         request_id = default_request_id
-    elif isinstance(raw_id, str) and REQUEST_ID_PATTERN.fullmatch(raw_id):
+    elif _usable_request_id(data) is not None:
         request_id = raw_id
     else:
         raise InvalidRequest("invalid_request", "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 
     unknown = sorted(set(data) - FIELDS)
     if unknown:
-        raise InvalidRequest("invalid_request", f"unknown field(s): {', '.join(unknown)}", request_id)
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        named = ", ".join(_quote(name) for name in unknown[:5]) + more
+        raise InvalidRequest("invalid_request", f"unknown field(s): {named}", request_id)
 
     if "phone" not in data:
         raise InvalidRequest("invalid_phone", "phone is required", request_id)
@@ -146,6 +235,10 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
         raise InvalidRequest("invalid_request", "message is required and must be a string", request_id)
     if not text.strip():
         raise InvalidRequest("invalid_request", "message is empty", request_id)
+    control = CONTROL_CHARACTERS.search(text)
+    if control is not None:
+        raise InvalidRequest("invalid_request", f"message contains the control character U+{ord(control.group()):04X} "
+                             f"at position {control.start()}; only line breaks are allowed", request_id)  # fmt: skip
     try:
         segmentation = segments.check_length(text)
     except segments.MessageTooLong as exc:
@@ -173,6 +266,6 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
         schedule_time=times["schedule_time"],
         valid_until=times["valid_until"],
         type=_choice(data, "type", ("transactional", "promotional"), request_id),  # type: ignore[arg-type]
-        campaign_id=_optional_str(data, "campaign_id", request_id),
+        campaign_id=_optional_str(data, "campaign_id", request_id, MAX_CAMPAIGN_ID_CHARS),
         metadata=_metadata(data, request_id),
     )

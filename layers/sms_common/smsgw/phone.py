@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 COUNTRY_CODE = "880"
 # 013/017 Grameenphone, 014/019 Banglalink, 015 Teletalk, 016/018 Robi. Numbers are portable,
 # so the prefix says nothing reliable about the operator; it only tells a mobile number apart.
 _MOBILE_PREFIXES = frozenset("3456789")
 _SEPARATORS = re.compile(r"[\s\-.()/]")
+_BANGLA_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")  # as written on Bangla keyboards and forms
+_ASCII_DIGITS = frozenset("0123456789")
 
 
 class PhoneError(ValueError):
@@ -29,7 +32,14 @@ def normalise(raw: object) -> str:
         international, text = True, text[1:]
     elif text.startswith("00"):
         international, text = True, text[2:]
-    if not text.isdigit():
+    text = text.translate(_BANGLA_DIGITS)
+    if not all(ch in _ASCII_DIGITS for ch in text):
+        foreign = next((ch for ch in text if ch not in _ASCII_DIGITS and unicodedata.digit(ch, None) is not None), None)
+        if foreign is not None:  # str.isdigit() would take these, and the provider would get them
+            name = unicodedata.name(foreign, "a digit")
+            raise PhoneError(
+                f"phone contains {name} (U+{ord(foreign):04X}): write the digits as 0-9 or as Bangla digits"
+            )
         if any(ch.isalpha() for ch in text):
             raise PhoneError("phone contains letters; expected digits such as 01712345678")
         raise PhoneError("phone contains characters other than digits, spaces, dashes and a leading +")
