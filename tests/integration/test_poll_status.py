@@ -65,6 +65,10 @@ def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
     return json.dumps({"phone": phone, "message": "Your code is 4321", "request_id": request_id, **fields})
 
 
+def sends(sim: MimSmsSimulator) -> int:
+    return sum(1 for r in sim.state.received if r.path in ("/send-sms", "/api/SmsSending/SMS"))
+
+
 def send(handler: Any, *bodies: str) -> list[str]:
     response = handler(sqs_event(*bodies), FakeContext())
     return [f["itemIdentifier"] for f in response["batchItemFailures"]]
@@ -231,6 +235,73 @@ def test_maybe_sent_is_resolved_as_unknown_after_the_grace_period(
     assert len(simulator.state.sent) == 1  # never resent
 
 
+def test_a_redelivery_inside_the_lease_of_a_crashed_attempt_still_ends_unknown(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    # An invocation claimed the message and died before recording anything (its lease is still running).
+    store = runtime.store()
+    request = parse_request(body("r-1"), default_request_id="x")
+    lease_until = time.time() + 60
+    claim = store.claim(request, now=time.time(), lease_until=lease_until, resolve_at=lease_until + 900,
+                        sqs_message_id="m-0")  # fmt: skip
+    assert claim.token is not None
+    assert send(send_handler, body("r-1")) == []  # a copy inside the lease: a duplicate, acknowledged
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["attempt_state"]) == ("sending", "in_flight")
+    assert record["poll_work"] == WorkKind.UNRESOLVED  # the claim itself left the work that resolves it
+
+    clock.now = lease_until + 899
+    assert poller.run(deadline=clock.now + 30).resolved_unknown_outcome == 0  # the grace is not over
+    clock.now = lease_until + 901
+    assert poller.run(deadline=clock.now + 30).resolved_unknown_outcome == 1
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("unknown", "outcome_unknown")
+    assert "poll_work" not in record
+    assert "ended without recording its outcome" in record["error_message"]
+    (event,) = configured.status_events()
+    assert event["detail"]["status"] == "unknown"
+    assert sends(simulator) == 0
+
+
+def test_a_fault_of_ours_after_the_claim_is_resolved_never_left_in_flight(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    provider = runtime.sender()._provider
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OverflowError("a bug of ours, after the claim")
+
+    monkeypatch.setattr(provider, "send", broken)
+    assert send(send_handler, body("r-1")) == []  # not a batch failure: SQS would only redeliver it
+    record = configured.record("r-1")
+    assert record is not None
+    assert (record["status"], record["attempt_state"], record["error_code"]) == ("sending", "maybe_sent", "maybe_sent")
+    assert "OverflowError" in record["error_message"]
+    clock.now = time.time() + 901
+    assert poller.run(deadline=clock.now + 30).resolved_unknown_outcome == 1
+    assert configured.record("r-1")["status"] == "unknown"  # type: ignore[index]
+
+
+def test_every_record_not_final_has_pending_work_or_a_message_in_its_queue(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.faults.push("http_503")  # not sent: released, its message waits in the queue
+    simulator.state.faults.push("timeout")  # maybe sent
+    simulator.state.faults.timeout_seconds = 2.0
+    assert send(send_handler, body("r-1"), body("r-2", phone="01812345678"), body("r-3", phone="01912345678")) == []
+    queued = {copy.body["request_id"] for copy in configured.deferred()}  # waiting out their back-off
+    for record in configured.records():
+        if record["status"] in ("delivered", "failed", "unknown"):
+            assert "poll_work" not in record
+        elif record.get("attempt_state") == "released":
+            assert record["request_id"] in queued
+        else:
+            assert record.get("poll_work") in (WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD), record
+
+
 def test_the_balance_gate_holds_messages_without_losing_any(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
@@ -297,7 +368,9 @@ def seed_sent(count: int, clock: Clock, start: int = 0) -> list[str]:
     ids = []
     for n in range(start, start + count):
         request = parse_request(body(f"s-{n:05d}", phone=f"0171{n:07d}"), default_request_id="x")
-        claim = store.claim(request, now=clock.now, lease_until=clock.now + 60, sqs_message_id=f"m-{n}")
+        claim = store.claim(
+            request, now=clock.now, lease_until=clock.now + 60, resolve_at=clock.now + 960, sqs_message_id=f"m-{n}"
+        )
         assert claim.token is not None
         result = provider.send(OutboundSms(request.phone, "hi", "MIMSMS"), credentials)
         store.mark_sent(

@@ -72,3 +72,13 @@ def test_cost_is_the_providers_figure_when_given(provider: Provider, dialect: st
     assert sent.outcome is Outcome.ACCEPTED
     # generic reports the cost; official does not, and the send path then prices the parts itself.
     assert sent.cost == (1.0 if dialect == "generic" else None)
+
+
+def test_a_text_that_cannot_be_encoded_never_leaves_and_is_permanent(
+    provider: Provider, simulator: MimSmsSimulator
+) -> None:
+    # The parser refuses lone surrogates; were one to reach an adapter, it must not crash after the claim.
+    sms = OutboundSms(phone="8801712345678", text="code \ud800", sender_id=SENDER_ID)
+    result = provider.send(sms, CREDENTIALS)
+    assert (result.outcome, result.error_code) == (Outcome.PERMANENT, "invalid_content")
+    assert simulator.state.received == []

@@ -163,7 +163,7 @@ def test_an_abandoned_claim_is_resolved_as_maybe_sent(
 
     request = parse_request(body("r-1"), default_request_id="x")
     past = time.time() - 600
-    sender._store.claim(request, now=past, lease_until=past + 60, sqs_message_id="m-0")
+    sender._store.claim(request, now=past, lease_until=past + 60, resolve_at=past + 960, sqs_message_id="m-0")
 
     assert invoke(send_handler, body("r-1")) == []
 

@@ -3,7 +3,8 @@
 Each run, oldest work first and within a time budget that ends well before the Lambda timeout:
 1. balance: read it, emit it, open or close the gate against the floor;
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
-3. maybe-sent messages past their grace period: `unknown` with `outcome_unknown` (README policy);
+3. maybe-sent messages past their grace period, and attempts that ended without recording an outcome
+   (in flight past their lease and the grace): `unknown` with `outcome_unknown` (README policy);
 4. delivery reports for `sent` messages that are due, several at a time, with the capacity the
    account-wide limiter leaves after sending: `delivered`, `failed`, still pending (looked at again
    later, with back-off), or `unknown` once the tracking window has passed.
@@ -32,7 +33,7 @@ from smsgw.events import StatusEvents, final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
 from smsgw.provider import DeliveryState, Outcome, Provider, outage_sign
-from smsgw.records import Status, StatusRecord, WorkKind
+from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
 from smsgw.store import MessageStore, iso
 
 DEFAULT_RUN_SECONDS = 60.0
@@ -164,15 +165,20 @@ class Poller:
 
     # --- 3. maybe-sent messages -------------------------------------------------------------
     def _resolve_maybe_sent(self, deadline: float, summary: PollSummary) -> None:
-        message = (
+        lost = (
             "the provider may or may not have sent this SMS (its answer was lost); "
             "it was not resent to avoid a duplicate"
+        )
+        abandoned = (
+            "an attempt ended without recording its outcome (a timeout or a crash); "
+            "the SMS may have been sent and was not resent to avoid a duplicate"
         )
         for item in self._store.due(WorkKind.UNRESOLVED, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
                 return
             now = self._clock()
+            message = abandoned if item.attempt_state == AttemptState.IN_FLIGHT else lost
             if self._store.resolve_maybe_sent(item.request_id, now=now, error_message=message):
                 summary.resolved_unknown_outcome += 1
                 summary.unknown += 1

@@ -181,9 +181,18 @@ class Sender:
             return self._duplicate(request, claim.existing, log)
         token = claim.token
 
-        result = self._provider.send(outbound, credentials)
-        if result.auth_failed:
-            result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
+        try:
+            result = self._provider.send(outbound, credentials)
+            if result.auth_failed:
+                result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
+        except Exception as exc:
+            # The adapters turn every fault into an outcome: this is a bug of ours, after the claim. Whether
+            # the request left is unknowable: never resent, resolved like any maybe-sent one. Only the
+            # exception's type is logged: its text may quote the request.
+            error = type(exc).__name__
+            logger.error("the provider call raised; its outcome is unknown", extra={**log, "error": error})
+            message = f"the provider call failed unexpectedly ({error})"
+            result = SendResult(Outcome.MAYBE_SENT, error_code="internal_error", error_message=message)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             self._gate.close("the provider answered insufficient balance", now=self._clock())
             parked = pin_request_id(body, request.request_id, deadline)
@@ -209,7 +218,9 @@ class Sender:
                             event=self._failed_event(request, "expired", message, now))  # fmt: skip
 
     def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
-        return self._store.claim(request, now=self._clock(), lease_until=lease_until, sqs_message_id=sqs_message_id)
+        resolve_at = lease_until + self._settings.maybe_sent_grace_seconds  # if the attempt never says how it ended
+        return self._store.claim(request, now=self._clock(), lease_until=lease_until, resolve_at=resolve_at,
+                                 sqs_message_id=sqs_message_id)  # fmt: skip
 
     def _not_ready(self, request: SmsRequest, error_code: str, error_message: str, log: dict[str, Any]) -> RecordResult:
         """Nothing can be sent until an operator fixes the setup: SQS redelivers, then keeps it in the DLQ.

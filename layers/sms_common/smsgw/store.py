@@ -124,7 +124,12 @@ class MessageStore:
             return False, _from_dynamo(exc.response.get("Item") or {})
         return True, _from_dynamo(response.get("Attributes") or {})
 
-    def claim(self, request: SmsRequest, *, now: float, lease_until: float, sqs_message_id: str) -> Claim:
+    def claim(
+        self, request: SmsRequest, *, now: float, lease_until: float, resolve_at: float, sqs_message_id: str
+    ) -> Claim:
+        """Create or take back the record as this attempt's. It is in the work index as unresolved from
+        `resolve_at` (after the lease) on, in the same write: an attempt that dies before it records an
+        outcome (a timeout, a crash) still leaves work that poll_status resolves, redelivered or not."""
         token = uuid.uuid4().hex
         sets: dict[str, Any] = {
             "status": Status.SENDING,
@@ -140,6 +145,7 @@ class MessageStore:
             "lease_until": _number(lease_until),
             "updated_at": iso(now),
             TTL_ATTRIBUTE: int(now) + self._retention_seconds,
+            **_pending(DueWork(WorkKind.UNRESOLVED, resolve_at)),
         }
         optional = {
             "sender_id": request.sender_id,
@@ -158,7 +164,7 @@ class MessageStore:
             sets=sets,
             sets_if_absent={"created_at": iso(now)},
             add={"attempts": 1},
-            remove=(WORK, DUE, "payload"),
+            remove=("payload",),
         )
         if not claimed:
             return Claim(token=None, existing=StatusRecord.from_item(item) if item else None)
@@ -244,15 +250,17 @@ class MessageStore:
             "updated_at": iso(now),
             "cost": _number(cost),
         }
+        remove: tuple[str, ...] = ("error_code", "error_message")
         if report_due is not None:
             sets.update(_pending(DueWork(WorkKind.REPORT, report_due)))
         else:
             sets["tracking"] = "off"
+            remove += (WORK, DUE)
         if message_id:
             sets["message_id"] = message_id
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(request_id, token, sets, remove=("error_code", "error_message"))
+        return self._finish_attempt(request_id, token, sets, remove=remove)
 
     def mark_failed(
         self,
@@ -281,14 +289,16 @@ class MessageStore:
         )
 
     def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
-        """The attempt certainly did not reach the provider: let the next delivery of the message claim it."""
+        """The attempt certainly did not reach the provider: let the next delivery of the message claim it.
+
+        Its pending work is that message, back in its queue (a retry) or in the dead-letter queue."""
         sets = {
             "attempt_state": AttemptState.RELEASED,
             "error_code": error_code,
             "error_message": error_message,
             "updated_at": iso(now),
         }
-        return self._finish_attempt(request_id, token, sets)
+        return self._finish_attempt(request_id, token, sets, remove=(WORK, DUE))
 
     def hold(
         self,
@@ -387,7 +397,8 @@ class MessageStore:
         return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, add={"report_checks": 1})
 
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
-        """A maybe-sent record past its grace period: `unknown` with `outcome_unknown` (README policy)."""
+        """A maybe-sent record past its grace period, or an attempt that ended without recording its outcome
+        (still in flight after its lease): `unknown` with `outcome_unknown` (README policy)."""
         sets = {
             "status": Status.UNKNOWN,
             "attempt_state": AttemptState.DONE,
@@ -399,9 +410,14 @@ class MessageStore:
         return self._update(
             request_id,
             sets,
-            "#status = :sending AND attempt_state = :maybe",
-            {":sending": Status.SENDING, ":maybe": AttemptState.MAYBE_SENT},
-            remove=(WORK, DUE),
+            "#status = :sending AND (attempt_state = :maybe OR (attempt_state = :in_flight AND lease_until < :now))",
+            {
+                ":sending": Status.SENDING,
+                ":maybe": AttemptState.MAYBE_SENT,
+                ":in_flight": AttemptState.IN_FLIGHT,
+                ":now": _number(now),
+            },
+            remove=(WORK, DUE, "lease_until"),
         )
 
     def republished(self, request_id: str, *, now: float) -> bool:

@@ -89,7 +89,7 @@ class GenericProvider:
         try:
             response = self._http.post_json(f"{self._base_url}/send-sms", payload)
         except TransportError as exc:
-            return SendResult(exc.outcome, error_code="transport_error", error_message=exc.detail)
+            return SendResult(exc.outcome, error_code=exc.code, error_message=exc.detail)
         body = response.json()
         word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
         if not isinstance(body, dict) or not word:

@@ -27,10 +27,11 @@ from smsgw.provider.base import Outcome
 class TransportError(Exception):
     """No usable HTTP answer. `outcome` says whether the request may have been delivered."""
 
-    def __init__(self, outcome: Outcome, detail: str) -> None:
+    def __init__(self, outcome: Outcome, detail: str, code: str = "transport_error") -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -66,10 +67,15 @@ class HttpClient:
     def post_json(self, url: str, payload: dict[str, Any]) -> HttpResponse:
         """POST `payload` as JSON. Raises TransportError; never lets credentials reach an exception."""
         try:
+            body = json.dumps(payload, ensure_ascii=False).encode()
+        except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError: nothing left this process
+            detail = f"the request could not be encoded: {type(exc).__name__}"
+            raise TransportError(Outcome.PERMANENT, detail, code="invalid_content") from None
+        try:
             response = self._pool.request(
                 "POST",
                 url,
-                body=json.dumps(payload, ensure_ascii=False).encode(),
+                body=body,
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
             )
         except HTTPError as exc:

@@ -98,7 +98,7 @@ class OfficialProvider:
         try:
             response = self._post("SMS", payload)
         except TransportError as exc:
-            return SendResult(exc.outcome, error_code="transport_error", error_message=exc.detail)
+            return SendResult(exc.outcome, error_code=exc.code, error_message=exc.detail)
         failure, body = self._judge(response)
         if failure is not None:
             return failure
