@@ -302,6 +302,48 @@ def test_every_record_not_final_has_pending_work_or_a_message_in_its_queue(
             assert record.get("poll_work") in (WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD), record
 
 
+def test_a_message_dearer_than_the_balance_above_the_floor_does_not_flap_the_gate(
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    log_output: Any,
+) -> None:
+    from smsgw.observability import metrics
+
+    monkeypatch.setenv("BALANCE_FLOOR_BDT", "1")
+    runtime.reset()
+    poller = make_poller(clock)
+    account = simulator.state.accounts[USERNAME]
+    account.balance = 2.0  # above the floor, below a 10-part message (5 BDT)
+    assert poller.run(deadline=clock.now + 30).gate_open is True
+    long_text = "x" * 1500  # 10 GSM-7 parts
+    assert send(send_handler, body("big", message=long_text)) == []
+    record = configured.record("big")
+    assert record is not None
+    assert (record["attempt_state"], record["error_code"]) == ("held", "insufficient_balance")
+    assert configured.gate()["open"] is False
+    refusals = len(simulator.state.received)
+
+    for _ in range(3):  # run after run: the balance is above the floor but below what the message needs
+        clock.advance(120)
+        summary = poller.run(deadline=clock.now + 30)
+        assert (summary.gate_open, summary.balance_needed, summary.republished) == (False, 5.0, 0)
+        assert configured.queued_bodies() == []
+    assert configured.gate()["open"] is False
+    assert len(simulator.state.received) == refusals + 3  # balance checks only: the message was not tried again
+    metrics.flush_metrics()  # as the handler's log_metrics does at the end of a run
+    assert '"BalanceNeeded":[5.0,5.0,5.0]' in log_output()
+
+    account.balance = 6.0
+    clock.advance(120)
+    summary = poller.run(deadline=clock.now + 30)
+    assert (summary.gate_open, summary.republished) == (True, 1)
+    send(send_handler, *configured.queued_bodies())
+    assert configured.record("big")["status"] == "sent"  # type: ignore[index]
+
+
 def test_the_balance_gate_holds_messages_without_losing_any(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:

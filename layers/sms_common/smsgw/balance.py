@@ -2,7 +2,9 @@
 
 The gate lives in one SSM parameter as JSON (`{"open": true, "balance": 812.5, ...}`). poll_status
 reads the balance on every run and opens or closes it against the floor; the send path reads it once
-per batch (cached briefly) and closes it itself when the provider answers "insufficient balance".
+per batch (cached briefly) and closes it itself when the provider answers "insufficient balance",
+noting what the refused message costs (`need`): the gate opens again only once the balance covers
+both the floor and that, so a message dearer than a balance still above the floor cannot flap it.
 While it is closed, messages are parked in their status records and published again on reopening.
 """
 
@@ -47,11 +49,25 @@ class BalanceGate:
             return self._override[0]
         return bool(self.state().get("open", True))
 
-    def _write(self, is_open: bool, balance: float | None, reason: str, now: float) -> None:
+    def needed(self, floor: float) -> float:
+        """The balance at which a closed gate opens: the floor, or more when the provider refused a message
+        that costs more (opening below that would only refuse it again, and close, on every run)."""
+        state = self.state(fresh=True)
+        try:
+            need = float(state.get("need") or 0.0)
+        except (TypeError, ValueError):
+            need = 0.0
+        return max(floor, need)
+
+    def _write(self, is_open: bool, balance: float | None, reason: str, now: float, need: float | None = None) -> None:
         if self._parameter is None:
             return
-        value = {"open": is_open, "balance": balance, "reason": reason, "updated_at": iso(now)}
+        value: dict[str, Any] = {"open": is_open, "balance": balance, "reason": reason, "updated_at": iso(now)}
+        if need is not None:
+            value["need"] = need
         self._override = (is_open, now + self._max_age)  # this container acts on it at once either way
+        if self._provider is not None:
+            self._provider.clear_cache()  # and reads what it wrote, not an older cached state, after that
         try:
             self._client.put_parameter(Name=self._parameter, Value=json.dumps(value), Type="String", Overwrite=True)
         except (BotoCoreError, ClientError) as exc:
@@ -59,9 +75,12 @@ class BalanceGate:
             # failure here must not turn a message the provider refused into an unknown outcome.
             logger.warning("balance gate not written", extra={"error": type(exc).__name__})
 
-    def close(self, reason: str, *, balance: float | None = None, now: float | None = None) -> None:
-        logger.warning("balance gate closed", extra={"reason": reason, "balance": balance})
-        self._write(False, balance, reason, time.time() if now is None else now)
+    def close(
+        self, reason: str, *, balance: float | None = None, now: float | None = None, need: float | None = None
+    ) -> None:
+        """Close the gate; `need`: what the message the provider refused costs (it opens again at that)."""
+        logger.warning("balance gate closed", extra={"reason": reason, "balance": balance, "need": need})
+        self._write(False, balance, reason, time.time() if now is None else now, need)
 
     def open(self, balance: float, *, now: float | None = None) -> None:
         logger.info("balance gate opened", extra={"balance": balance})

@@ -1,7 +1,8 @@
 """poll_status: keep the status table true and the account funded.
 
 Each run, oldest work first and within a time budget that ends well before the Lambda timeout:
-1. balance: read it, emit it, open or close the gate against the floor;
+1. balance: read it, emit it, open or close the gate against the floor (a closed one opens at what the
+   waiting messages need, which may be more);
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
 3. maybe-sent messages past their grace period, and attempts that ended without recording an outcome
    (in flight past their lease and the grace): `unknown` with `outcome_unknown` (README policy);
@@ -46,6 +47,7 @@ REPORT_SCHEDULE = (1, 2, 5, 15, 30, 60, 120, 240, 360)
 @dataclass
 class PollSummary:
     balance: float | None = None
+    balance_needed: float | None = None  # what opens the gate: the floor, or a refused message's price
     gate_open: bool | None = None
     republished: int = 0
     resolved_unknown_outcome: int = 0
@@ -138,11 +140,17 @@ class Poller:
         summary.balance = result.balance
         floor = self._settings.balance_floor
         was_open = self._gate.is_open()
+        # A closed gate opens at what the waiting messages need: the floor, or the price of the one the
+        # provider refused if that is more. Opening below it would refuse that message and close again.
+        needed = floor if was_open else self._gate.needed(floor)
+        summary.balance_needed = needed
         if result.balance < floor and was_open:
             self._gate.close(f"balance below the floor of {floor:g}", balance=result.balance, now=self._clock())
-        elif result.balance >= floor and not was_open:
+        elif result.balance >= needed and not was_open:
             self._gate.open(result.balance, now=self._clock())
-        summary.gate_open = result.balance >= floor
+        elif not was_open:
+            logger.warning("balance gate stays closed", extra={"balance": result.balance, "needed": needed})
+        summary.gate_open = result.balance >= needed
 
     # --- 2. held messages -------------------------------------------------------------------
     def _republish_held(self, deadline: float, summary: PollSummary) -> None:
@@ -311,6 +319,8 @@ class Poller:
     def _emit(self, summary: PollSummary) -> None:
         if summary.balance is not None:
             metrics.add_metric(name="Balance", unit=MetricUnit.NoUnit, value=summary.balance)
+        if summary.balance_needed is not None:
+            metrics.add_metric(name="BalanceNeeded", unit=MetricUnit.NoUnit, value=summary.balance_needed)
         if summary.gate_open is not None:
             metrics.add_metric(name="BalanceGateClosed", unit=MetricUnit.Count, value=0 if summary.gate_open else 1)
         metrics.add_metric(name="HeldRepublished", unit=MetricUnit.Count, value=summary.republished)

@@ -194,7 +194,8 @@ class Sender:
             message = f"the provider call failed unexpectedly ({error})"
             result = SendResult(Outcome.MAYBE_SENT, error_code="internal_error", error_message=message)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
-            self._gate.close("the provider answered insufficient balance", now=self._clock())
+            cost = request.segmentation.parts * self._settings.price_per_part
+            self._gate.close("the provider answered insufficient balance", now=self._clock(), need=cost)
             parked = pin_request_id(body, request.request_id, deadline)
             held = self._hold(request, token, parked, "insufficient_balance", result.error_message or "", log,
                               attempted=True)  # fmt: skip
