@@ -17,6 +17,7 @@ from smsgw.config import parse_rate_limits
 from smsgw.limiter import SLICES, SPAN, Lane, RateLimiter
 
 START = 1_800_000_000.0  # a round number of seconds, so slice boundaries are easy to reason about
+SPAN_SECONDS = SPAN * 60 / SLICES  # how long a grant counts against a one-minute window
 
 
 class Clock:
@@ -38,13 +39,17 @@ def table(aws: Any) -> str:
 
 
 def limiter(
-    table: str, clock: Clock, limits: str = "10/60", otp_share: float = 0.2, bulk_burst: float = 1.0
+    table: str,
+    clock: Clock,
+    limits: str = "10/60",
+    otp_share: float = 0.2,
+    bulk_burst: float = 1.0,
+    balance_every: float | None = None,
 ) -> RateLimiter:
     """A limiter on the test table. Bulk may burst a whole window unless a test asks for the pacing."""
     client = boto3.client("dynamodb", region_name=REGION)
-    return RateLimiter(
-        client, table, parse_rate_limits(limits), otp_share=otp_share, bulk_burst=bulk_burst, clock=clock
-    )
+    return RateLimiter(client, table, parse_rate_limits(limits), otp_share=otp_share, bulk_burst=bulk_burst,
+                       balance_every=balance_every, clock=clock)  # fmt: skip
 
 
 def most_in_any_window(grants: list[tuple[float, int]], seconds: float) -> int:
@@ -111,18 +116,18 @@ def test_waiting_otps_hold_a_call_each_up_to_their_share(table: str, clock: Cloc
     assert one.acquire(Lane.BULK, 19).granted == 19
     assert one.acquire(Lane.OTP, 2).granted == 0  # two wait
     assert one.acquire(Lane.OTP, 1, due=1).granted == 0  # one of them back too early: still two, not three
-    clock.now += SPAN  # the window is free
+    clock.now += SPAN_SECONDS  # the window is free
     assert one.acquire(Lane.BULK, 30, due=30).granted == 20 - 1 - 2
     assert one.acquire(Lane.OTP, 1, due=1).granted == 1  # one granted at its turn: one still waits
     clock.now += 1
     assert one.acquire(Lane.OTP, 7).granted == 1  # a burst of OTPs takes the held call; seven wait, share four
-    clock.now += SPAN
+    clock.now += SPAN_SECONDS
     assert one.acquire(Lane.BULK, 30, due=30).granted == 20 - 1 - 4
 
 
 def test_a_campaign_start_is_paced_so_capacity_frees_every_slice(table: str, clock: Clock) -> None:
     one = limiter(table, clock, "100/60", bulk_burst=1 / 6)
-    pace = SPAN / 99  # the lane's ceiling (all but the balance call) over the span of one-second slices
+    pace = SPAN_SECONDS / 99  # the lane's ceiling (all but the balance call) over the window's span
     first = one.acquire(Lane.BULK, 40)
     assert first.granted == 16  # a sixth of the window's ceiling at once ...
     assert first.turns[0] == pytest.approx(clock.now + pace)  # ... the rest at the pace, in turn
@@ -137,14 +142,14 @@ def test_a_campaign_start_is_paced_so_capacity_frees_every_slice(table: str, clo
         early = [(t, n) for t, n in grants if t < START + 60]
         assert most_in_any_window(early, stretch) <= 16 + stretch / pace + 1
     # ... so an OTP finds a call at any moment of it, while bulk still gets its whole window.
-    assert sum(n for t, n in grants if t < START + SPAN) >= 98
+    assert sum(n for t, n in grants if t < START + SPAN_SECONDS) >= 98
     clock.now = START + 45
     assert limiter(table, clock, "100/60").acquire(Lane.OTP, 1).granted == 1
 
 
 def test_otps_are_never_paced_but_bulk_paces_around_them(table: str, clock: Clock) -> None:
     one = limiter(table, clock, "100/60", bulk_burst=1 / 6)
-    pace = SPAN / 99
+    pace = SPAN_SECONDS / 99
     assert one.acquire(Lane.OTP, 30).granted == 30  # an OTP burst goes at once ...
     assert one.acquire(Lane.BULK, 10).granted == 0  # ... and bulk leaves the window's flow even
     clock.now = START + 15 * pace + 0.001  # 30 sends at the pace, less bulk's burst of 16.5: 13.5 paces on
@@ -204,6 +209,19 @@ def test_failures_in_a_row_from_any_instance_start_a_cool_down(table: str, clock
         assert first.provider_failed() is None
 
 
+def test_the_balance_checks_call_is_kept_only_when_a_check_is_due(table: str, clock: Clock) -> None:
+    one = limiter(table, clock, "10/60,1000/3600", balance_every=240)
+    assert one.claim_balance_check(240)  # checked now: the next one is due in 4 minutes
+    assert one.acquire(Lane.BULK, 20).granted == 10  # the whole minute: no check comes in it
+    clock.now += 240 - SPAN_SECONDS  # a span before the next check: its call is kept again
+    assert one.acquire(Lane.BULK, 20).granted == 9
+    clock.now = START + 240
+    assert one.claim_balance_check(240)
+    assert one.acquire(Lane.CONTROL).granted == 1  # the check finds its call
+    clock.now += SPAN_SECONDS  # the window is free, the next check 3 minutes off
+    assert one.acquire(Lane.BULK, 20).granted == 10
+
+
 def test_instances_with_stale_copies_never_grant_the_same_capacity(table: str, clock: Clock) -> None:
     first, second = limiter(table, clock), limiter(table, clock)
     assert first.acquire(Lane.BULK, 5).granted == 5
@@ -260,7 +278,7 @@ def test_refused_calls_get_turns_at_the_pace_capacity_frees(table: str, clock: C
     refused = one.acquire(Lane.BULK, 4)
     assert refused.granted == 0
     assert len(refused.turns) == 4
-    pace = SPAN * 1.0 / 9  # the span's slices of one second each, over the lane's ceiling
+    pace = SPAN_SECONDS / 9  # the window's span over the lane's ceiling
     assert refused.turns[0] == pytest.approx(refused.retry_at)  # the first when capacity frees
     assert [b - a for a, b in zip(refused.turns, refused.turns[1:], strict=False)] == pytest.approx([pace] * 3)
     later = one.acquire(Lane.BULK, 2)  # a second refusal queues behind the first: no bunching

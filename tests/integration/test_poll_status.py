@@ -461,15 +461,15 @@ def test_reports_take_only_the_capacity_sending_leaves(
 
     summary = make_poller(clock).run(deadline=clock.now + 60)
 
-    # The balance check may use the last call of the window; reports get what bulk could have had: 19 - 15.
+    # The balance check takes a call; reports get the rest (the next check is 4 minutes off: none kept).
     assert summary.stopped_early == "capacity"
-    assert len(simulator.state.received) - calls == 1 + 3
-    assert summary.delivered == 3
+    assert len(simulator.state.received) - calls == 1 + 4
+    assert summary.delivered == 4
 
     assert sender_side.acquire(Lane.BULK, 1).granted == 0  # a send now waits for capacity ...
     clock.advance(61)  # ... and even with the window free again, reports leave it to the send
     assert make_poller(clock).run(deadline=clock.now + 60).delivered == 0
-    clock.advance(120)  # sending idle: reports catch up, within the window (no balance check due yet)
+    clock.advance(120)  # sending idle: reports catch up, within the window (the next check's call kept)
     summary = make_poller(clock).run(deadline=clock.now + 60)
     assert (summary.delivered, summary.stopped_early) == (19, "capacity")
 
@@ -579,8 +579,8 @@ def test_a_run_reads_only_the_records_it_looks_up(
         "after-call.dynamodb.Query", lambda parsed, **_: read.append(parsed.get("ScannedCount", 0))
     )
     summary = make_poller(clock).run(deadline=clock.now + 30)
-    # 9 calls a minute, one always kept for balance checks: the check itself, then 7 look-ups.
-    assert (summary.reports_checked, summary.stopped_early) == (7, "capacity")
+    # 9 calls a minute: the balance check, then 8 look-ups (the next check is 4 minutes off: no call kept).
+    assert (summary.reports_checked, summary.stopped_early) == (8, "capacity")
     assert sum(read) == summary.reports_checked
 
 

@@ -13,6 +13,7 @@ from conftest import API_KEY, PASSWORD, USERNAME, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
+from smsgw.limiter import SLICES, SPAN
 
 
 def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
@@ -271,9 +272,9 @@ def test_a_backlog_comes_back_at_turns_spread_at_the_pace_capacity_frees(
     assert [c.body["request_id"] for c in waiting] == [f"bulk-{i}" for i in range(3, 8)]  # in order
     turns = [c.turn for c in waiting]
     assert all(turn is not None for turn in turns)
-    # Three bulk calls a minute: one turn every 62 s / 3 (the span's slices), no two together.
+    # Three bulk calls a minute (one kept for the balance check, due): a turn every span / 3, none together.
     gaps = [b - a for a, b in itertools.pairwise(turns)]  # type: ignore[operator]
-    assert gaps == pytest.approx([62 / 3] * 4, abs=0.01)
+    assert gaps == pytest.approx([SPAN * 60 / SLICES / 3] * 4, abs=0.01)
     assert [c.delay for c in waiting] == sorted(c.delay for c in waiting)
     assert waiting[0].delay >= 1
 

@@ -9,11 +9,14 @@ Fixed or sliding windows alike: each window of `s` seconds is cut into `SLICES` 
 in the slice of its time, and every run of `SLICES + 1 + spare` consecutive slices may hold at most the
 limit. Any `s`-second interval, however MiM aligns it, lies inside `SLICES + 1` slices, so MiM never
 counts more than its limit; the spare slices cover `slack` seconds between the grant and the request's
-arrival at MiM (a claim write, a connection): at least one slice, a second of a one-minute window. The
-price: `SLICES / (SLICES + 1 + spare)` of the limit is used (96.8 % with one spare slice).
+arrival at MiM (a claim write, a connection): at least one slice. The price: `SLICES / (SLICES + 1 +
+spare)` of the limit is used: 97.6 % of a one-minute window with a second of slack (two half-second
+slices). Finer slices would use more, at the price of a larger item (every write carries it).
 
 Lanes share the capacity in order of need:
-- CONTROL (balance checks) may use all of it: they always get their call;
+- CONTROL (balance checks) may use all of it: they always get their call, kept from the other lanes
+  in the shortest window from a span before the next check is due (`balance_every`; each check made
+  is recorded in the item), and always in the longer windows;
 - OTP (priority "high") all but the control call;
 - BULK (other sends) and REPORT (delivery-report look-ups) leave OTPs a share (`otp_share`) of every
   window: always in the longer windows (what a campaign takes from an hour stays taken for the hour);
@@ -56,12 +59,14 @@ from botocore.exceptions import ClientError
 
 from smsgw.config import RateLimit
 
-SLICES = 60
-SPAN = SLICES + 2  # slices whose grants count against a one-minute window (one spare slice for a second's slack)
+SLICES = 120
+SPAN = SLICES + 3  # slices whose grants count against a one-minute window (two spare slices for a second's slack)
 LIMITER_KEY = "rate-limiter"
 MAX_WRITE_ATTEMPTS = 8
-DEFAULT_BLOCK_SLICES = 5  # a throttle answer without Retry-After blocks this many slices of the shortest window
-OTP_HOLD_SLICES = 5  # after a refused OTP's expected return, what it holds stays held this long
+DEFAULT_BLOCK_SLICES = 10  # a throttle answer without Retry-After blocks this many slices of the shortest window
+OTP_HOLD_SLICES = 10  # after a refused OTP's expected return, what it holds stays held this long
+MARK_DIGITS = 3  # times in the item are stored to the millisecond: it stays small
+MARK_PRECISION = 10.0**-MARK_DIGITS
 BULK_BURST = 1 / 6  # of the shortest window's ceiling: how far ahead of the sends' pace bulk calls may run
 
 
@@ -114,8 +119,8 @@ class LimiterState:
             "c": self.cooldowns,
             "k": self.balance_checked_at,
         }
-        queues = {lane: round(tail, 3) for lane, tail in self.queues.items()}
-        compact = {k: round(v, 3) for k, v in marks.items() if v}
+        queues = {lane: round(tail, MARK_DIGITS) for lane, tail in self.queues.items()}
+        compact = {k: round(v, MARK_DIGITS) for k, v in marks.items() if v}
         return json.dumps({"w": windows, **compact, **({"q": queues} if queues else {})}, separators=(",", ":"))
 
     @classmethod
@@ -162,9 +167,11 @@ class RateLimiter:
         outage_failures: int = 5,
         outage_cooldown: float = 60.0,
         slack: float = 1.0,
+        balance_every: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._balance_every = balance_every  # how often poll_status checks the balance (None: unknown)
         self._table = table
         self._limits = limits
         self._otp_share = otp_share
@@ -181,8 +188,16 @@ class RateLimiter:
         self.reads = 0
 
     # --- the rules -------------------------------------------------------------------------------
+    def _control_due(self, limit: RateLimit, state: LimiterState, now: float) -> bool:
+        """Whether the balance check's call is kept in `limit`: always in the longer windows; in the shortest
+        from a span before the next check is due (a call kept in every minute would idle 1 % of the limit)."""
+        if self._balance_every is None or limit is not self._limits[0]:
+            return True
+        span_seconds = self._spans[limit.seconds] * _width(limit)
+        return now >= state.balance_checked_at + self._balance_every - span_seconds
+
     def _ceiling(self, lane: Lane, limit: RateLimit, state: LimiterState, now: float) -> int:
-        control = 1 if limit.count > 1 else 0
+        control = 1 if limit.count > 1 and self._control_due(limit, state, now) else 0
         if lane is Lane.CONTROL:
             return limit.count
         if lane is Lane.OTP:
@@ -327,7 +342,9 @@ class RateLimiter:
     def _allowance(self, state: LimiterState, now: float) -> int:
         """Bulk calls the lane's pace allows now: the burst, less what the lane is already ahead of its pace."""
         pace = self.pace(Lane.BULK, state, now)
-        return max(0, math.floor(self._burst(pace) - max(state.paced_until - now, 0.0) / pace + 1e-9))
+        # The marks are stored to the millisecond: a lane exactly on its pace must not lose a call to that.
+        ahead = max(state.paced_until - now - MARK_PRECISION, 0.0) / pace
+        return max(0, math.floor(self._burst(pace) - ahead + 1e-9))
 
     def _queue(
         self, lane: Lane, state: LimiterState, now: float, *, granted: int, refused: int

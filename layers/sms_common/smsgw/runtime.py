@@ -20,7 +20,7 @@ from smsgw.config import Settings, get_settings
 from smsgw.credentials import CredentialSource
 from smsgw.deferral import Deferrer
 from smsgw.events import StatusEvents
-from smsgw.limiter import RateLimiter
+from smsgw.limiter import SLICES, RateLimiter
 from smsgw.provider import Provider, make_provider
 from smsgw.store import MessageStore
 
@@ -78,6 +78,7 @@ def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
         outage_failures=settings.outage_failures,
         outage_cooldown=settings.outage_cooldown_seconds,
         slack=settings.rate_slack_seconds,
+        balance_every=settings.balance_check_seconds,
         clock=clock,
     )
 
@@ -96,7 +97,7 @@ def deferrer() -> Deferrer:
         settings.send_queue_url,
         settings.priority_queue_url,
         max_delay=settings.max_defer_seconds,
-        base_spread=settings.rate_limits[0].seconds / 60,  # a slice of the shortest window
+        base_spread=settings.rate_limits[0].seconds / SLICES,  # a slice of the shortest window
     )
 
 
