@@ -67,7 +67,7 @@ class BalanceGate:
             value["need"] = need
         self._override = (is_open, now + self._max_age)  # this container acts on it at once either way
         if self._provider is not None:
-            self._provider.clear_cache()  # and reads what it wrote, not an older cached state, after that
+            self._provider.clear_cache()  # type: ignore[no-untyped-call]  # then it reads what it wrote, not an older state
         try:
             self._client.put_parameter(Name=self._parameter, Value=json.dumps(value), Type="String", Overwrite=True)
         except (BotoCoreError, ClientError) as exc:
