@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -17,6 +18,7 @@ from moto import mock_aws
 from devstack import template as devstack_template
 from devstack.atomic_moto import serialise_dynamodb_writes
 from devstack.lambdas import load_handler
+from devstack.streams import StreamEventSource, filters_of, streams_client
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import runtime
 from smsgw.deferral import work_of
@@ -129,6 +131,7 @@ class Stack:
     priority_queue_url: str = ""
     control_table: str = "control-test"
     gate_parameter: str = GATE_PARAMETER
+    stream: StreamEventSource | None = None  # the status table's stream, read as Lambda's poller reads it
 
     def gate(self) -> dict[str, Any]:
         return dict(json.loads(self.ssm.get_parameter(Name=self.gate_parameter)["Parameter"]["Value"]))
@@ -143,7 +146,10 @@ class Stack:
         return bodies
 
     def status_events(self) -> list[dict[str, Any]]:
-        """Every status event that reached the bus so far (a rule forwards them to a queue)."""
+        """Every status event that reached the bus so far: the table's stream goes through the
+        status_events function first, as Lambda's poller would take it; a rule forwards the bus to a queue."""
+        assert self.stream is not None
+        self.stream.drain()
         return [json.loads(body) for body in self.drain(self.events_queue_url)]
 
     def queued_bodies(self) -> list[str]:
@@ -236,6 +242,9 @@ def aws(template: dict[str, Any]) -> Iterator[Stack]:
         events.put_targets(Rule="final-status", Targets=[{"Id": "q", "Arn": events_arn["QueueArn"]}])
         ssm.put_parameter(Name=GATE_PARAMETER, Type="String", Value=json.dumps({"open": True}))
         stack = Stack(dynamodb, secrets, "messages-test", arn, sqs, ssm, send_queue, events_queue, priority_queue)
+        stream_arn = dynamodb.describe_table(TableName="messages-test")["Table"]["LatestStreamArn"]
+        filters = filters_of(template["Resources"]["StatusEventsFunction"], "FinalStates")
+        stack.stream = StreamEventSource(streams_client(REGION), stream_arn, status_events_handler(), filters=filters)
         stack.put_credentials()
         yield stack
 
@@ -307,6 +316,11 @@ def sqs_event(*bodies: str, start: int = 1) -> dict[str, Any]:
             }
         )
     return {"Records": records}
+
+
+@functools.cache
+def status_events_handler() -> Any:
+    return load_handler("status_events")
 
 
 @pytest.fixture(scope="session")

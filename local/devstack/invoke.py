@@ -161,7 +161,7 @@ def stamp_now(event: dict[str, Any]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make invoke", description="Invoke a built function against the local stack")
-    parser.add_argument("function", help="send_sms or poll_status")
+    parser.add_argument("function", help="send_sms, poll_status or status_events")
     parser.add_argument("event", type=Path, help="an event file, e.g. events/send_sms_batch.json")
     parser.add_argument("--dialect", choices=["official", "generic"], default="official")
     parser.add_argument("--emulator", action="store_true", help="use the emulator even where Docker runs")

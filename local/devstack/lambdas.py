@@ -9,9 +9,10 @@ import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from devstack.stack import EventSource, LocalStack
+if TYPE_CHECKING:  # the stack module uses this one's stream poller: no cycle at run time
+    from devstack.stack import EventSource, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 Handler = Callable[[dict[str, Any], Any], Any]

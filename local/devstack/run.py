@@ -113,6 +113,8 @@ class Run:
         # One event-source mapping per queue, as Lambda has: OTPs never wait behind the campaign's backlog.
         self.senders = [EventSourceMapping(stack, handler, source=source) for source in stack.event_sources]
         self.poller = Schedule(load_handler("poll_status"), stack.poll_interval)
+        # Final states reach the bus from the status table's stream, as in AWS.
+        self.notifier = stack.stream_source(load_handler("status_events"))
 
     def publish(self, planned: list[Planned]) -> None:
         for item in planned:
@@ -125,6 +127,7 @@ class Run:
         with contextlib.redirect_stdout(self.log):
             received = sum(sender.poll_once() for sender in self.senders)
             self.poller.tick()
+            self.notifier.poll_once()
         if not received:
             time.sleep(0.05)
 
@@ -147,6 +150,8 @@ class Run:
         return settled, line
 
     def status_events(self) -> list[dict[str, Any]]:
+        with contextlib.redirect_stdout(self.log):
+            self.notifier.drain()  # what the last steps wrote
         events: list[dict[str, Any]] = []
         while batch := self.sqs.receive_message(QueueUrl=self.stack.status_events_url, MaxNumberOfMessages=10).get(
             "Messages", []
@@ -163,10 +168,10 @@ def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
     for sms in run.stack.simulator.state.sent.values():
         sent_per_phone[sms.phone] = sent_per_phone.get(sms.phone, 0) + 1
     events = run.status_events()
-    events_per_id: dict[str, int] = {}
+    # At least once: a retried stream batch may put an event again, always with the same event_id.
+    event_ids: dict[str, set[str]] = {}
     for event in events:
-        rid = event["detail"]["request_id"]
-        events_per_id[rid] = events_per_id.get(rid, 0) + 1
+        event_ids.setdefault(event["detail"]["request_id"], set()).add(event["detail"]["event_id"])
 
     header = (
         f"{'message':22} {'request_id':38} {'phone':14} {'status':10} {'error_code':24} {'parts':>5} {'cost':>6}  ok"
@@ -186,7 +191,7 @@ def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
         if item.duplicate:
             ok = ok and sent_per_phone.get(record.get("phone", ""), 0) <= 1
         if status in FINAL and not item.duplicate:
-            ok = ok and events_per_id.get(item.request_id or "", 0) == 1  # one event per final state
+            ok = ok and len(event_ids.get(item.request_id or "", set())) == 1  # one event per final state
         all_ok &= ok
         if not item.duplicate:
             total_cost += Decimal(str(record.get("cost", 0)))

@@ -17,6 +17,7 @@ import boto3
 from boto3.dynamodb.types import TypeDeserializer
 
 from devstack.motoserver import MotoServer, free_port
+from devstack.streams import StreamEventSource, filters_of, streams_client
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw.config import parse_rate_limits
@@ -83,6 +84,8 @@ class LocalStack:
     table: str
     status_events_url: str
     outputs: dict[str, str] = field(default_factory=dict)
+    stream_arn: str = ""  # the status table's stream, which the status_events function reads
+    stream_filters: list[dict[str, Any]] = field(default_factory=list)  # its event source's filter criteria
 
     _clients: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -91,6 +94,11 @@ class LocalStack:
         if service not in self._clients:
             self._clients[service] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
         return self._clients[service]
+
+    def stream_source(self, handler: Any) -> StreamEventSource:
+        """Lambda's stream poller for the status_events function, on this stack."""
+        client = streams_client(self.region, endpoint_url=self.endpoint)
+        return StreamEventSource(client, self.stream_arn, handler, filters=self.stream_filters)
 
     @property
     def event_source(self) -> EventSource:
@@ -203,6 +211,7 @@ def _create(
         arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{STACK_NAME}-{name}"
         refs.update({name: f"{STACK_NAME}-{name}", f"{name}.Arn": arn})
     table = refs["MessagesTable"]
+    stream_arn = client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
 
     secret_values = {"username": LOCAL_USERNAME, "api_key": LOCAL_API_KEY, "password": LOCAL_PASSWORD,
                      "sender_id": LOCAL_SENDER_ID}  # fmt: skip
@@ -261,6 +270,7 @@ def _create(
 
     outputs = {name: str(resolve(spec["Value"], {**refs, "SendSmsFunction": "send_sms",
                                                   "PollStatusFunction": "poll_status", "SharedLayer": "local",
+                                                  "StatusEventsFunction": "status_events",
                                                   "AlertTopic": "local"}))
                for name, spec in template.get("Outputs", {}).items()}  # fmt: skip
     return LocalStack(
@@ -275,4 +285,6 @@ def _create(
         table=table,
         status_events_url=events_url,
         outputs=outputs,
+        stream_arn=stream_arn,
+        stream_filters=filters_of(resources["StatusEventsFunction"], "FinalStates"),
     )

@@ -38,7 +38,7 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 
 
 def create_table(client: Any, template: dict[str, Any], name: str, resource: str = "MessagesTable") -> None:
-    """Create a DynamoDB table with the key schema, indexes and TTL that the template declares."""
+    """Create a DynamoDB table with the key schema, indexes, stream and TTL that the template declares."""
     props = template["Resources"][resource]["Properties"]
     kwargs: dict[str, Any] = {
         "TableName": name,
@@ -48,6 +48,8 @@ def create_table(client: Any, template: dict[str, Any], name: str, resource: str
     }
     if props.get("GlobalSecondaryIndexes"):
         kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+    if props.get("StreamSpecification"):
+        kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     client.create_table(**kwargs)
     ttl = props.get("TimeToLiveSpecification")
     if ttl:

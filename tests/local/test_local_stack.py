@@ -146,6 +146,7 @@ def built() -> Path:
         ("send_sms", "events/send_sms_batch.json", {"batchItemFailures": []}),
         ("send_sms", "events/send_sms_single.json", {"batchItemFailures": []}),
         ("poll_status", "events/poll_status_schedule.json", None),
+        ("status_events", "events/status_events_final.json", {"batchItemFailures": []}),
     ],
 )
 def test_make_invoke_runs_the_built_artifact(

@@ -74,14 +74,33 @@ def test_gate_parameter_access_is_scoped_to_the_parameter(template: dict[str, An
         assert "${BalanceGateParameter}" in statement["Resource"]["Fn::Sub"]
 
 
-def test_each_function_reads_only_the_credentials_secret(template: dict[str, Any]) -> None:
-    for function in functions(template).values():
+def test_only_the_functions_that_call_mim_read_the_credentials_secret(template: dict[str, Any]) -> None:
+    for name, function in functions(template).items():
         secret_policies = [
             p for p in function["Properties"]["Policies"] if "AWSSecretsManagerGetSecretValuePolicy" in p
         ]
-        assert secret_policies == [
-            {"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "CredentialsSecret"}}}
-        ]
+        expected = [{"AWSSecretsManagerGetSecretValuePolicy": {"SecretArn": {"Ref": "CredentialsSecret"}}}]
+        assert secret_policies == (expected if name != "StatusEventsFunction" else []), name
+
+
+def test_only_the_stream_function_puts_status_events(template: dict[str, Any]) -> None:
+    putters = [name for name, function in functions(template).items()
+               if any("EventBridgePutEventsPolicy" in p for p in function["Properties"]["Policies"])]  # fmt: skip
+    assert putters == ["StatusEventsFunction"]
+    stream = template["Resources"]["MessagesTable"]["Properties"]["StreamSpecification"]
+    assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}  # the filter compares the old status with the new
+    source = template["Resources"]["StatusEventsFunction"]["Properties"]["Events"]["FinalStates"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert source["BisectBatchOnFunctionError"] is True
+    # retried past a short EventBridge outage; what is left is kept (and alarmed), never dropped silently
+    assert source["MaximumRetryAttempts"] == -1
+    assert source["MaximumRecordAgeInSeconds"] >= 3600
+    assert source["DestinationConfig"]["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["StatusEventsFailureQueue", "Arn"]
+    }
+    alarm = template["Resources"]["StatusEventsFailedAlarm"]["Properties"]
+    assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["StatusEventsFailureQueue", "QueueName"]}
 
 
 def test_work_index_is_sparse_and_ordered_by_due_time(template: dict[str, Any]) -> None:

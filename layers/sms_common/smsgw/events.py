@@ -1,19 +1,43 @@
-"""Status events: every move to a final state goes to EventBridge so other systems need not poll."""
+"""Status events: every move to a final state goes to EventBridge so other systems need not poll.
+
+They are published from the status table's stream, not by the function that wrote the final state:
+a record that reaches a final state is one stream record, which Lambda hands to the status_events
+function until its events are put (retrying, bisecting a failing batch, then an on-failure queue).
+So an event is delivered at least once, however PutEvents or a function fails after the write, and
+at no extra DynamoDB write per message (an outbox would cost one to mark each event sent). A
+retried batch may put an event twice: its `event_id` is the same every time, derived from the
+record's final state, so consumers drop duplicates by it.
+"""
 
 from __future__ import annotations
 
 import json
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import BotoCoreError, ClientError
+
 from smsgw.observability import logger, mask_phone
-from smsgw.records import StatusRecord
+from smsgw.records import FINAL_STATUSES, StatusRecord
 
 DETAIL_TYPE = "SMS Final Status"
+PUT_EVENTS_MAX_ENTRIES = 10
+_EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-4f6a-9c1d-2e7b4a603f9a")  # fixed: ids stay stable across releases
+_deserializer = TypeDeserializer()
+
+
+def event_id(record: StatusRecord) -> str:
+    """The same id for every copy of the event of one final state (a request_id reused after the
+    record expired gets a new one: its final_at differs)."""
+    return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{record.request_id}|{record.status}|{record.final_at}"))
 
 
 def final_event(record: StatusRecord) -> dict[str, Any]:
     """The event detail for a status record in a final state. Phones are masked; text never travels."""
     return {
+        "event_id": event_id(record),
         "request_id": record.request_id,
         "status": str(record.status),
         "error_code": record.error_code,
@@ -27,28 +51,51 @@ def final_event(record: StatusRecord) -> dict[str, Any]:
     }
 
 
+def _image(image: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {key: _deserializer.deserialize(value) for key, value in (image or {}).items()}
+
+
+def reached_final_state(stream_record: Mapping[str, Any]) -> StatusRecord | None:
+    """The record a stream record shows arriving in a final state (created final, or moved there), else None.
+
+    The template's filter lets only these through; checking here too keeps the rule in one place that
+    tests can reach, and makes a looser filter harmless."""
+    change = stream_record.get("dynamodb") or {}
+    new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
+    if stream_record.get("eventName") not in ("INSERT", "MODIFY") or new.get("status") not in FINAL_STATUSES:
+        return None
+    if old.get("status") in FINAL_STATUSES:
+        return None  # already final: a later write (none is made today) says nothing new
+    return StatusRecord.from_item(new)
+
+
 class StatusEvents:
     def __init__(self, client: Any, bus: str, source: str) -> None:
         self._client = client
         self._bus = bus
         self._source = source
 
-    def publish(self, details: list[dict[str, Any]]) -> int:
-        """Put the events, ten per call, retrying failed entries once. Returns how many could not be put."""
-        lost = 0
-        for start in range(0, len(details), 10):
-            entries = [
-                {"Source": self._source, "DetailType": DETAIL_TYPE, "Detail": json.dumps(d), "EventBusName": self._bus}
-                for d in details[start : start + 10]
-            ]
+    def publish(self, details: list[dict[str, Any]]) -> set[int]:
+        """Put the events, ten per call, retrying failed entries once. Returns the indexes not put."""
+        failed: set[int] = set()
+        for start in range(0, len(details), PUT_EVENTS_MAX_ENTRIES):
+            pending = list(range(start, min(start + PUT_EVENTS_MAX_ENTRIES, len(details))))
             for _ in range(2):
-                response = self._client.put_events(Entries=entries)
-                if not response.get("FailedEntryCount"):
-                    entries = []
+                entries = [
+                    {"Source": self._source, "DetailType": DETAIL_TYPE, "Detail": json.dumps(details[i]),
+                     "EventBusName": self._bus}
+                    for i in pending
+                ]  # fmt: skip
+                try:
+                    response = self._client.put_events(Entries=entries)
+                except (BotoCoreError, ClientError) as exc:
+                    logger.warning("PutEvents failed", extra={"error": type(exc).__name__, "count": len(pending)})
+                    continue
+                results = response.get("Entries", [])
+                pending = [i for i, result in zip(pending, results, strict=True) if result.get("ErrorCode")]
+                if not pending:
                     break
-                entries = [e for e, r in zip(entries, response["Entries"], strict=True) if r.get("ErrorCode")]
-            if entries:
-                lost += len(entries)
-                # The status table stays the source of truth; the event is what is lost, and we say so.
-                logger.error("status events not delivered", extra={"count": len(entries)})
-        return lost
+            failed.update(pending)
+        if failed:
+            logger.error("status events not put; their stream records will be retried", extra={"count": len(failed)})
+        return failed

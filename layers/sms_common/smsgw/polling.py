@@ -10,7 +10,7 @@ Each run, oldest work first and within a time budget that ends well before the L
    account-wide limiter leaves after sending: `delivered`, `failed`, still pending (looked at again
    later, with back-off), or `unknown` once the tracking window has passed.
 Every write is conditional on the record's current state, so late, repeated or out-of-order reports
-never move a record backward. Every final state is published as a status event.
+never move a record backward. Every final state reaches the bus from the table's stream (smsgw.notifying).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import functools
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,12 +30,11 @@ from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import CredentialsError, CredentialSource
 from smsgw.deferral import pin_request_id
-from smsgw.events import StatusEvents, final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
 from smsgw.provider import DeliveryState, Outcome, Provider, outage_sign
 from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
-from smsgw.store import MessageStore, iso
+from smsgw.store import MessageStore
 
 DEFAULT_RUN_SECONDS = 60.0
 # Look again after 1, 2, 5, 15, 30 minutes, then hourly growing to every 6 hours (in units of
@@ -57,12 +56,9 @@ class PollSummary:
     unknown: int = 0
     still_pending: int = 0
     stopped_early: str | None = None  # "time", "capacity" or "throttled" when work was left for the next run
-    events: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        result = asdict(self)
-        result.pop("events")
-        return result
+        return asdict(self)
 
 
 def _epoch(value: Any) -> float | None:
@@ -82,7 +78,6 @@ class Poller:
         provider: Provider,
         credentials: CredentialSource,
         gate: BalanceGate,
-        events: StatusEvents,
         sqs: Any,
         limiter: RateLimiter,
         clock: Callable[[], float] = time.time,
@@ -92,7 +87,6 @@ class Poller:
         self._provider = provider
         self._credentials = credentials
         self._gate = gate
-        self._events = events
         self._sqs = sqs
         self._limiter = limiter
         self._clock = clock
@@ -112,8 +106,6 @@ class Poller:
         self._resolve_maybe_sent(deadline, summary)
         if credentials is not None:
             self._poll_reports(credentials, deadline, summary)
-        if summary.events:
-            self._events.publish(summary.events)
         self._emit(summary)
         return summary
 
@@ -190,10 +182,6 @@ class Poller:
             if self._store.resolve_maybe_sent(item.request_id, now=now, error_message=message):
                 summary.resolved_unknown_outcome += 1
                 summary.unknown += 1
-                record = replace(
-                    item, status=Status.UNKNOWN, error_code="outcome_unknown", error_message=message, final_at=iso(now)
-                )
-                summary.events.append(final_event(record))
                 metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
 
     # --- 4. delivery reports ----------------------------------------------------------------
@@ -281,17 +269,12 @@ class Poller:
         )
         if not written:  # already final: a late or repeated report changes nothing
             return {"stale": True}
-        record = replace(item, status=status, final_at=iso(now), provider_status=provider_status)
-        if error_code:
-            record = replace(record, error_code=error_code, error_message=error_message or error_code)
-        result: dict[str, Any] = {"status": status, "event": final_event(record), "error_code": error_code}
+        result: dict[str, Any] = {"status": status, "error_code": error_code}
         if sent_at is not None:
             result["latency"] = now - sent_at
         return result
 
     def _tally(self, result: dict[str, Any], summary: PollSummary) -> None:
-        if "event" in result:
-            summary.events.append(result["event"])
         status = result.get("status")
         if status == Status.DELIVERED:
             summary.delivered += 1

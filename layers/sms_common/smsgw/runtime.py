@@ -119,7 +119,7 @@ def make_poller(clock: Callable[[], float] = time.time) -> Poller:
     from smsgw.polling import Poller
 
     limiter_ = limiter() if clock is time.time else make_limiter(clock)
-    return Poller(settings(), store(), provider(), credentials(), gate(), status_events(), client("sqs"), limiter_,
+    return Poller(settings(), store(), provider(), credentials(), gate(), client("sqs"), limiter_,
                   clock=clock)  # fmt: skip
 
 

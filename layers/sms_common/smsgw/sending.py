@@ -24,7 +24,6 @@ from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
 from smsgw.deferral import deferrals_of, pin_request_id, work_of
-from smsgw.events import final_event
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.message import InvalidRequest, SmsRequest, parse_request
 from smsgw.observability import logger, mask_phone, metrics
@@ -61,7 +60,6 @@ class RecordResult:
     error_code: str | None = None
     parts: int = 0
     cost: float = 0.0
-    event: dict[str, Any] | None = None  # the status event, when the record reached a final state
     # deferred: when to come back, and whether the provider throttled it (then `retry_after` is its word)
     retry_at: float | None = None
     throttled: bool = False
@@ -215,8 +213,7 @@ class Sender:
         self._store.mark_failed(request.request_id, claim.token, now=now, error_code="expired", error_message=message,
                                 provider_status=None, attempted=False)  # fmt: skip
         logger.warning("sms expired before it could be sent", extra=log)
-        return RecordResult(request.request_id, "failed", "expired",
-                            event=self._failed_event(request, "expired", message, now))  # fmt: skip
+        return RecordResult(request.request_id, "failed", "expired")
 
     def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
         resolve_at = lease_until + self._settings.maybe_sent_grace_seconds  # if the attempt never says how it ended
@@ -300,7 +297,7 @@ class Sender:
         error_code = result.error_code or "provider_error"
         error_message = result.error_message or error_code
         if result.outcome is Outcome.PERMANENT:
-            written = self._store.mark_failed(
+            self._store.mark_failed(
                 rid,
                 token,
                 now=now,
@@ -309,8 +306,7 @@ class Sender:
                 provider_status=result.provider_status,
             )
             logger.warning("sms failed permanently", extra={**log, "error_code": error_code})
-            event = self._failed_event(request, error_code, error_message, now) if written else None
-            return RecordResult(rid, "failed", error_code, event=event)
+            return RecordResult(rid, "failed", error_code)
         if result.outcome is Outcome.MAYBE_SENT:
             self._mark_maybe_sent(rid, token, error_message)
             logger.error("provider outcome unknown; not resending", extra={**log, "error_code": error_code})
@@ -327,8 +323,7 @@ class Sender:
             self._store.mark_failed(rid, token, now=now, error_code="retries_exhausted", error_message=message,
                                     provider_status=result.provider_status)  # fmt: skip
             logger.error("sms not sent after every attempt", extra={**log, "error_code": error_code})
-            return RecordResult(rid, "failed", "retries_exhausted",
-                                event=self._failed_event(request, "retries_exhausted", message, now))  # fmt: skip
+            return RecordResult(rid, "failed", "retries_exhausted")
         # Certainly not sent: try again later, with exponential back-off (the deferral adds jitter).
         self._release(request, token, error_code, error_message, log)
         backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
@@ -338,21 +333,6 @@ class Sender:
         now = self._clock()
         resolve_at = now + self._settings.maybe_sent_grace_seconds
         self._store.mark_maybe_sent(request_id, token, now=now, error_message=error_message, resolve_at=resolve_at)
-
-    @staticmethod
-    def _failed_event(request: SmsRequest, error_code: str, error_message: str, now: float) -> dict[str, Any]:
-        return final_event(
-            StatusRecord(
-                request.request_id,
-                Status.FAILED,
-                error_code=error_code,
-                error_message=error_message,
-                phone=request.phone,
-                parts=request.segmentation.parts,
-                final_at=iso(now),
-                metadata=request.metadata,
-            )
-        )
 
     def _hold(
         self,
@@ -393,14 +373,7 @@ class Sender:
         logger.warning(
             "invalid request rejected", extra={"request_id": request_id, "error_code": exc.code, "recorded": created}
         )
-        event = None
-        if created:
-            event = final_event(
-                StatusRecord(
-                    request_id, Status.FAILED, error_code=exc.code, error_message=exc.message, final_at=iso(now)
-                )
-            )
-        return RecordResult(request_id, "invalid", exc.code, event=event)
+        return RecordResult(request_id, "invalid", exc.code)
 
     def _duplicate(self, request: SmsRequest, existing: StatusRecord | None, log: dict[str, Any]) -> RecordResult:
         abandoned = (
@@ -520,7 +493,6 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
-    final_events: list[dict[str, Any]] = []
     inbound = {r["messageId"]: Inbound.from_record(r) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
@@ -549,15 +521,11 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
         else:
             result = await asyncio.get_running_loop().run_in_executor(executor, work, item)
         _emit_metrics(result)
-        if result.event is not None:
-            final_events.append(result.event)
         if result.disposition == "retry":
             raise RetryLater(result.error_code)
         return result.disposition
 
     # Every record failing (e.g. throttled) is an ordinary retry, not an invocation error.
     processor = AsyncBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    response = async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
-    if final_events:
-        runtime.status_events().publish(final_events)
-    return response
+    # Final states reach the bus from the status table's stream (smsgw.notifying), not from here.
+    return async_process_partial_response(event=event, record_handler=handle, processor=processor, context=context)
