@@ -99,7 +99,7 @@ def test_message_text_is_never_in_the_repr() -> None:
         (body(metadata={"k": "v" * 2100}), "invalid_request", "2048"),
         (body(phones=["01712345678"]), "invalid_request", "unknown field"),
         # what a hostile or careless producer sends
-        ("[" * 100_000 + "]" * 100_000, "invalid_request", "body is"),  # too big, before any parsing
+        (body(metadata={"k": "v" * 70_000}), "invalid_request", "at most 65536"),  # never held in a record
         ("[" * 30_000 + "]" * 30_000, "invalid_request", "nested too deeply"),  # RecursionError, not a crash
         ('{"phone": "01712345678", "message": "hi", "phone": "01812345678"}', "invalid_request", "more than once"),
         (body(message="hi", metadata={"k": "\ud800"}), "invalid_request", "metadata contains a lone surrogate"),
@@ -186,6 +186,20 @@ def test_any_body_raises_invalid_request_and_nothing_else() -> None:
     ):
         with pytest.raises(InvalidRequest):
             parse_request(raw, default_request_id="x")  # fmt: skip
+
+
+def test_a_body_too_large_or_with_a_repeated_field_keeps_the_producers_request_id() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request(body(request_id="big-1", metadata={"k": "v" * 70_000}), default_request_id="sqs-1")
+    assert caught.value.request_id == "big-1"
+    with pytest.raises(InvalidRequest) as caught:
+        parse_request('{"request_id": "r-2", "phone": "01712345678", "phone": "01812345678", "message": "hi"}',
+                      default_request_id="sqs-1")  # fmt: skip
+    assert caught.value.request_id == "r-2"
+    with pytest.raises(InvalidRequest) as caught:  # which one? neither: the SQS message id keys the record
+        parse_request('{"request_id": "r-3", "request_id": "r-4", "phone": "01712345678", "message": "hi"}',
+                      default_request_id="sqs-1")  # fmt: skip
+    assert caught.value.request_id is None
 
 
 def test_a_violation_keeps_the_producers_request_id() -> None:

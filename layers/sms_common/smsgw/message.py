@@ -191,29 +191,36 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
     """Validate one SQS body against the contract. Raises InvalidRequest, and nothing else, for any body."""
     if not isinstance(body, str):
         raise InvalidRequest("invalid_request", "body must be text")
-    size = len(body.encode("utf-8", "surrogatepass"))
-    if size > MAX_BODY_BYTES:
-        raise InvalidRequest("invalid_request", f"body is {size} bytes; at most {MAX_BODY_BYTES} are allowed")
+    repeated: str | None = None
     try:
-        data = json.loads(body, object_pairs_hook=_unique_fields)
-    except _RepeatedField as exc:
-        raise InvalidRequest("invalid_request", f"field {_quote(exc.name)} appears more than once") from None
+        try:
+            data = json.loads(body, object_pairs_hook=_unique_fields)
+        except _RepeatedField as exc:
+            repeated, data = exc.name, json.loads(body)  # read again only to find the request_id
     except RecursionError:
         raise InvalidRequest("invalid_request", "body is nested too deeply") from None
     except (ValueError, TypeError):
         raise InvalidRequest("invalid_request", "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequest("invalid_request", "body must be a JSON object")
+    # From here on, a body that named a usable request_id has its failure recorded under it.
+    usable_id = _usable_request_id(data) if repeated != "request_id" else None
+    if repeated is not None:
+        raise InvalidRequest("invalid_request", f"field {_quote(repeated)} appears more than once", usable_id)
+    size = len(body.encode("utf-8", "surrogatepass"))
+    if size > MAX_BODY_BYTES:
+        raise InvalidRequest("invalid_request", f"body is {size} bytes; at most {MAX_BODY_BYTES} are allowed",
+                             usable_id)  # fmt: skip
     surrogate = _lone_surrogate(data)
     if surrogate is not None:
         raise InvalidRequest("invalid_request", f"{surrogate} contains a lone surrogate: not valid Unicode text",
-                             _usable_request_id(data))  # fmt: skip
+                             usable_id)  # fmt: skip
 
     raw_id = data.get("request_id")
     if raw_id is None:
         request_id = default_request_id
-    elif _usable_request_id(data) is not None:
-        request_id = raw_id
+    elif usable_id is not None:
+        request_id = usable_id
     else:
         raise InvalidRequest("invalid_request", "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 
