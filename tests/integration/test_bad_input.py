@@ -163,3 +163,25 @@ def test_every_bad_body_ends_in_one_final_record_on_its_first_delivery(
     # one status event per body, for each final state
     events = configured.status_events()
     assert sorted(e["detail"]["request_id"] for e in events) == sorted(expected_codes)
+
+
+def test_odd_but_valid_bodies_are_sent_once_as_written(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    bodies = [
+        msg(100, priority=None, type=None, sender_id=None, metadata=None, schedule_time=None, valid_until=None),
+        msg(101, phone="০১৭১২৩৪৫৬৭৮"),  # Bangla digits: the same number
+        msg(102, message="Line one\nLine two\r\nLine three"),  # line breaks are text
+        msg(103, message="আপনার কোড ৪৩২১", phone="+৮৮০ ১৮১২-৩৪৫৬৭৮"),
+        msg(104, metadata={"নাম": "মান", "k": ""}),  # any key but an empty one; any string value
+    ]
+    for _ in (1, 2):  # delivered twice: sent once
+        assert send_handler(sqs_event(*bodies), FakeContext())["batchItemFailures"] == []
+    records = {r["request_id"]: r for r in configured.records()}
+    assert {rid: r["status"] for rid, r in records.items()} == {f"bad-{n}": "sent" for n in range(100, 105)}
+    assert len(simulator.state.sent) == len(bodies)
+    assert (records["bad-100"]["priority"], records["bad-100"]["type"]) == ("normal", "transactional")
+    assert records["bad-101"]["phone"] == "8801712345678"
+    assert records["bad-103"]["phone"] == "8801812345678"
+    texts = {sms.text for sms in simulator.state.sent.values()}
+    assert "Line one\nLine two\r\nLine three" in texts

@@ -382,6 +382,31 @@ def test_the_balance_gate_holds_messages_without_losing_any(
     assert len(simulator.state.sent) == 5
 
 
+def test_a_held_message_without_a_request_id_keeps_its_identity_and_is_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    account = simulator.state.accounts[USERNAME]
+    account.balance = 4.0
+    poller.run(deadline=clock.now + 30)  # the gate closes
+    event = sqs_event(json.dumps({"phone": "01712345678", "message": "no request_id given"}))
+    sqs_id = event["Records"][0]["messageId"]
+    assert send_handler(event, FakeContext())["batchItemFailures"] == []
+    assert configured.record(sqs_id)["attempt_state"] == "held"  # type: ignore[index]
+
+    account.balance = 200.0
+    clock.advance(10)
+    assert poller.run(deadline=clock.now + 30).republished == 1
+    (republished,) = configured.queued_bodies()
+    assert json.loads(republished)["request_id"] == sqs_id  # the same request, not a new SQS message id
+    # Published twice (a crash between the publish and the record's update, an SDK retry): sent once.
+    runtime.gate()._override = None
+    assert send(send_handler, republished) == []
+    assert send(send_handler, republished) == []
+    assert len(simulator.state.sent) == 1
+    assert [r["request_id"] for r in configured.records()] == [sqs_id]  # no record under a new id
+    assert configured.record(sqs_id)["status"] == "sent"  # type: ignore[index]
+
+
 def test_an_insufficient_balance_answer_closes_the_gate(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
