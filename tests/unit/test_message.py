@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from smsgw.message import InvalidRequest, parse_request
+from smsgw.message import FIELDS, InvalidRequest, parse_request
 
 
 def body(**fields: Any) -> str:
@@ -130,16 +130,7 @@ def test_contract_violations_name_the_field(raw: str, code: str, field: str) -> 
 
 
 def test_null_means_absent_for_every_optional_field() -> None:
-    optional = (
-        "request_id",
-        "sender_id",
-        "priority",
-        "schedule_time",
-        "valid_until",
-        "type",
-        "campaign_id",
-        "metadata",
-    )
+    optional = FIELDS - {"phone", "message"}
     nulls = dict.fromkeys(optional)
     request = parse_request(body(**nulls), default_request_id="sqs-1")
     assert (request.request_id, request.priority, request.type, request.metadata) == (
@@ -206,3 +197,10 @@ def test_a_violation_keeps_the_producers_request_id() -> None:
     with pytest.raises(InvalidRequest) as caught:
         parse_request(body(request_id="order-9", phone="029876543"), default_request_id="sqs-1")
     assert caught.value.request_id == "order-9"
+
+
+def test_stored_error_messages_are_bounded() -> None:
+    from smsgw.message import bounded
+
+    assert bounded("short") == "short"
+    assert len(bounded("<html>" + "x" * 10_000)) == 300  # a proxy's error page, say

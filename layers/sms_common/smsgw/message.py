@@ -48,12 +48,16 @@ FIELDS = frozenset(
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
+def bounded(text: str, limit: int = MAX_ERROR_MESSAGE_CHARS) -> str:
+    """An error message as stored: whatever the body (or a provider, or a proxy's error page) said, short."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class InvalidRequest(ValueError):
     """A body that breaks the contract. `request_id` is set when the body named a usable one."""
 
     def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
-        if len(message) > MAX_ERROR_MESSAGE_CHARS:
-            message = message[: MAX_ERROR_MESSAGE_CHARS - 1] + "…"
+        message = bounded(message)
         super().__init__(message)
         self.code = code
         self.message = message
@@ -167,9 +171,11 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _lone_surrogate(data: dict[str, Any]) -> str | None:
-    """The name of the first field (or metadata entry) holding a lone surrogate, in a key or a value."""
-    for key, value in data.items():
-        if LONE_SURROGATE.search(key):
+    """The name of the first field (or metadata entry) holding a lone surrogate, in a key or a value
+    (an unknown field's name quoted: it is the producer's text)."""
+    for name, value in data.items():
+        key = name if name in FIELDS else _quote(name)
+        if LONE_SURROGATE.search(name):
             return "a field name"
         if isinstance(value, str) and LONE_SURROGATE.search(value):
             return key

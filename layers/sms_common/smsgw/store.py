@@ -24,7 +24,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from smsgw.message import SmsRequest
+from smsgw.message import SmsRequest, bounded
 from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 
 TTL_ATTRIBUTE = "expires_at"
@@ -178,7 +178,7 @@ class MessageStore:
             "request_id": request_id,
             "status": Status.FAILED,
             "error_code": error_code,
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "attempts": 0,
             "created_at": iso(now),
             "updated_at": iso(now),
@@ -278,7 +278,7 @@ class MessageStore:
             "status": Status.FAILED,
             "attempt_state": AttemptState.DONE,
             "error_code": error_code,
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "final_at": iso(now),
             "updated_at": iso(now),
         }
@@ -295,7 +295,7 @@ class MessageStore:
         sets = {
             "attempt_state": AttemptState.RELEASED,
             "error_code": error_code,
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "updated_at": iso(now),
         }
         return self._finish_attempt(request_id, token, sets, remove=(WORK, DUE))
@@ -318,7 +318,7 @@ class MessageStore:
         sets = {
             "attempt_state": AttemptState.HELD,
             "error_code": error_code,
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "updated_at": iso(now),
             "payload": payload,
             **_pending(DueWork(WorkKind.HELD, now)),
@@ -332,7 +332,7 @@ class MessageStore:
         sets = {
             "attempt_state": AttemptState.MAYBE_SENT,
             "error_code": "maybe_sent",
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "updated_at": iso(now),
             **_pending(DueWork(WorkKind.UNRESOLVED, resolve_at)),
         }
@@ -386,7 +386,7 @@ class MessageStore:
             sets["provider_status"] = provider_status
         if error_code:
             sets["error_code"] = error_code
-            sets["error_message"] = error_message or error_code
+            sets["error_message"] = bounded(error_message or error_code)
         return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, remove=(WORK, DUE))
 
     def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
@@ -403,7 +403,7 @@ class MessageStore:
             "status": Status.UNKNOWN,
             "attempt_state": AttemptState.DONE,
             "error_code": "outcome_unknown",
-            "error_message": error_message,
+            "error_message": bounded(error_message),
             "final_at": iso(now),
             "updated_at": iso(now),
         }
