@@ -472,3 +472,20 @@ def test_logs_hold_no_secrets_numbers_or_text(
         assert number not in logs
     assert "Your code is 4321" not in logs
     assert "88017******78" in logs  # masked numbers are there to correlate
+
+
+def test_the_sender_id_is_the_messages_else_the_secrets_else_the_stacks_default(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configured.put_credentials(sender_id="")  # the secret names no sender
+    assert invoke(send_handler, body("r-1")) != []  # nothing names one: not sent, not claimed, SQS retries
+    assert configured.record("r-1") is None
+
+    monkeypatch.setenv("DEFAULT_SENDER_ID", "ShopBD")  # the template's SenderId parameter
+    runtime.reset()
+    assert invoke(send_handler, body("r-1"), body("r-2", phone="01812345678", sender_id="OwnBrand"), start=3) == []
+    configured.put_credentials(sender_id="SecretBrand")
+    runtime.reset()
+    assert invoke(send_handler, body("r-3", phone="01912345678"), start=5) == []
+    senders = {r.body.get("sender_id") or r.body.get("SenderName") for r in simulator.state.received}
+    assert senders == {"ShopBD", "OwnBrand", "SecretBrand"}

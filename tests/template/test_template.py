@@ -46,7 +46,9 @@ def test_function_paths_follow_the_contract(template: dict[str, Any]) -> None:
 
 
 def test_no_wildcard_actions_or_resources(template: dict[str, Any]) -> None:
-    text = json.dumps(template["Resources"])
+    # In a key policy "*" is the key itself (the only form KMS takes); everywhere else it would be everything.
+    others = {name: r for name, r in template["Resources"].items() if r["Type"] != "AWS::KMS::Key"}
+    text = json.dumps(others)
     assert '"*"' not in text
     for statement in statements(template):
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
@@ -101,6 +103,32 @@ def test_only_the_stream_function_puts_status_events(template: dict[str, Any]) -
     }
     alarm = template["Resources"]["StatusEventsFailedAlarm"]["Properties"]
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["StatusEventsFailureQueue", "QueueName"]}
+
+
+def test_alarms_can_publish_to_the_encrypted_alert_topic(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    key = resources["AlertTopic"]["Properties"]["KmsMasterKeyId"]
+    assert key == {"Ref": "AlertTopicKey"}  # not alias/aws/sns, whose policy CloudWatch is not in
+    statements = resources["AlertTopicKey"]["Properties"]["KeyPolicy"]["Statement"]
+    (cloudwatch,) = [s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"]
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    assert all(a["AlarmActions"] == [{"Ref": "AlertTopic"}] for a in alarms)
+
+
+def test_a_second_stack_in_the_account_gets_its_own_schedule(template: dict[str, Any]) -> None:
+    schedule = template["Resources"]["PollStatusFunction"]["Properties"]["Events"]["PollSchedule"]["Properties"]
+    assert schedule.get("OmitName") is True
+    assert "Name" not in schedule
+
+
+def test_metric_math_has_no_scalar_inside_an_array_function(template: dict[str, Any]) -> None:
+    for resource in template["Resources"].values():
+        for metric in resource.get("Properties", {}).get("Metrics", []) if resource["Type"].endswith("Alarm") else []:
+            expression = metric.get("Expression", "")
+            for array in re.findall(r"(?:MAX|MIN|SUM|AVG)\(\[([^\]]*)\]", expression):
+                assert all(not re.fullmatch(r"\s*[0-9.]+\s*", part) for part in array.split(",")), expression
 
 
 def test_work_index_is_sparse_and_ordered_by_due_time(template: dict[str, Any]) -> None:
@@ -214,11 +242,17 @@ def test_table_is_durable(template: dict[str, Any]) -> None:
     assert table["DeletionPolicy"] == "Retain"
 
 
-def test_secret_holds_only_a_placeholder(template: dict[str, Any]) -> None:
-    secret = template["Resources"]["CredentialsSecret"]["Properties"]["SecretString"]["Fn::Sub"]
-    values = json.loads(secret.replace("${SenderId}", "X"))
+def test_the_secret_is_a_placeholder_the_template_never_writes_again(template: dict[str, Any]) -> None:
+    props = template["Resources"]["CredentialsSecret"]["Properties"]
+    assert "SecretString" not in props  # a managed value is written back on every update that touches it
+    generated = props["GenerateSecretString"]
+    # Constant text: no parameter or reference can change it, so no stack update regenerates the secret.
+    assert all(isinstance(value, (str, int, bool)) for value in generated.values())
+    values = json.loads(generated["SecretStringTemplate"])
     assert values["username"] == values["api_key"] == "REPLACE_ME"
-    assert values["password"] == ""
+    assert values["password"] == values["sender_id"] == ""
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["DEFAULT_SENDER_ID"] == {"Ref": "SenderId"}  # the stack's default sender lives here
 
 
 def test_every_function_has_a_log_group_with_retention(template: dict[str, Any]) -> None:

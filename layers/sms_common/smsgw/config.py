@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+from smsgw.message import SENDER_ID_PATTERN
+
 Dialect = Literal["generic", "official"]
 DIALECTS: tuple[Dialect, ...] = ("generic", "official")
 OFFICIAL_BASE_URL = "https://api.mimsms.com"
@@ -79,6 +81,7 @@ class Settings:
     read_timeout: float = 10.0
     secret_max_age: int = 300
     record_retention_days: int = 90
+    default_sender_id: str | None = None  # when neither the message nor the credentials secret names one
     # Delivery reports, balance, status events (poll_status; the send path reads the gate and publishes too).
     event_bus: str = "default"
     event_source: str = "sms-gateway"
@@ -183,7 +186,11 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             raise ConfigError("MIMSMS_BASE_URL is required when MIMSMS_API is 'generic'")
         base_url = OFFICIAL_BASE_URL
     gate = env.get("BALANCE_GATE_PARAMETER", "").strip() or None
+    sender = env.get("DEFAULT_SENDER_ID", "").strip() or None
+    if sender is not None and not SENDER_ID_PATTERN.fullmatch(sender):
+        raise ConfigError("DEFAULT_SENDER_ID must be 1-20 letters, digits, spaces or . _ & -")
     return Settings(
+        default_sender_id=sender,
         messages_table=_required(env, "MESSAGES_TABLE"),
         secret_id=_required(env, "MIMSMS_SECRET_ID"),
         dialect=dialect,

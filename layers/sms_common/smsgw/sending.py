@@ -172,7 +172,10 @@ class Sender:
         outbound = self._outbound(request, credentials)
         if outbound is None:
             return self._not_ready(
-                request, "missing_sender_id", "no sender_id in the message and none in the credentials secret", log
+                request,
+                "missing_sender_id",
+                "no sender_id in the message, the credentials secret or DEFAULT_SENDER_ID",
+                log,
             )
         claim = self._claim(request, lease_until, sqs_message_id)
         if claim.token is None:
@@ -235,7 +238,8 @@ class Sender:
         return RecordResult(request.request_id, "retry", error_code)
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
-        sender_id = request.sender_id or credentials.sender_id
+        # The message's own, else the secret's, else the stack's default (template parameter SenderId).
+        sender_id = request.sender_id or credentials.sender_id or self._settings.default_sender_id
         if not sender_id:
             return None
         return OutboundSms(
