@@ -152,6 +152,11 @@ def test_poll_status_runs_on_a_schedule_with_retries_and_a_dlq(template: dict[st
     assert schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"] >= 1
     assert schedule["Properties"]["DeadLetterConfig"] == {"Type": "SQS"}
     assert template["Parameters"]["PollSchedule"]["Default"] == "rate(1 minute)"
+    # One run at a time, over before the next one (a minute at the shortest), never retried past it.
+    assert poll["ReservedConcurrentExecutions"] == 1
+    assert poll["Timeout"] < 60
+    assert schedule["Properties"]["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 60
+    assert poll["EventInvokeConfig"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60}
 
 
 @pytest.mark.parametrize(
@@ -294,3 +299,32 @@ def test_events_folder_is_valid_sqs_events() -> None:
         event = json.loads(path.read_text())
         assert event["Records"], path
         assert all(r["eventSource"] == "aws:sqs" and "body" in r for r in event["Records"]), path
+
+
+def test_parameter_constraints_are_no_looser_than_the_functions_own_checks(template: dict[str, Any]) -> None:
+    """A value the template accepts must not deploy and then fail every invocation on a ConfigError."""
+    from smsgw.config import load_settings
+
+    parameters = template["Parameters"]
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    base = {"MESSAGES_TABLE": "t", "MIMSMS_SECRET_ID": "s", "SEND_QUEUE_URL": "q", "CONTROL_TABLE": "c"}
+    checked = 0
+    for variable, value in variables.items():
+        name = value.get("Ref") if isinstance(value, dict) else None
+        if name not in parameters or parameters[name]["Type"] != "Number":
+            continue
+        for bound in ("MinValue", "MaxValue"):
+            assert bound in parameters[name], f"{name} has no {bound}"
+            load_settings({**base, variable: str(parameters[name][bound])})  # raises ConfigError if looser
+            checked += 1
+    assert checked >= 8
+    url = re.compile(parameters["MimSmsBaseUrl"]["AllowedPattern"])
+    assert url.fullmatch("https://api.mimsms.com")
+    assert not url.fullmatch("http://api.mimsms.com")  # the code refuses plain http but for loopback
+    assert not url.fullmatch("https://api.mimsms.com/?key=1")
+    email = re.compile(parameters["AlertEmail"]["AllowedPattern"])
+    assert email.fullmatch("")
+    assert email.fullmatch("ops@example.com")
+    assert not email.fullmatch("ops at example.com")
+    sender = re.compile(parameters["SenderId"]["AllowedPattern"])
+    assert not sender.fullmatch("A" * 21)
