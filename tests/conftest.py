@@ -243,7 +243,7 @@ def aws(template: dict[str, Any]) -> Iterator[Stack]:
         ssm.put_parameter(Name=GATE_PARAMETER, Type="String", Value=json.dumps({"open": True}))
         stack = Stack(dynamodb, secrets, "messages-test", arn, sqs, ssm, send_queue, events_queue, priority_queue)
         stream_arn = dynamodb.describe_table(TableName="messages-test")["Table"]["LatestStreamArn"]
-        filters = filters_of(template["Resources"]["StatusEventsFunction"], "FinalStates")
+        filters = filters_of(template["Resources"]["StatusEventsStreamSource"]["Properties"])
         stack.stream = StreamEventSource(streams_client(REGION), stream_arn, status_events_handler(), filters=filters)
         stack.put_credentials()
         yield stack

@@ -139,6 +139,15 @@ class LocalStack:
         self.moto.stop()
 
 
+def mappings_of(template: dict[str, Any], function: str) -> list[dict[str, Any]]:
+    """The properties of the event-source mappings that feed `function`, in template order."""
+    return [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::EventSourceMapping" and r["Properties"]["FunctionName"] == {"Ref": function}
+    ]
+
+
 def _parameter_defaults(template: dict[str, Any]) -> dict[str, Any]:
     return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
 
@@ -247,11 +256,8 @@ def _create(
                         "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
 
     event_sources = []
-    for event in resources["SendSmsFunction"]["Properties"]["Events"].values():
-        if event["Type"] != "SQS":
-            continue
-        send_event = event["Properties"]
-        source_queue = send_event["Queue"]["Fn::GetAtt"][0]
+    for send_event in mappings_of(template, "SendSmsFunction"):
+        source_queue = send_event["EventSourceArn"]["Fn::GetAtt"][0]
         queue_redrive = resolve(resources[source_queue]["Properties"]["RedrivePolicy"], refs)
         dlq = queue_redrive["deadLetterTargetArn"].rsplit(":", 1)[1]
         event_sources.append(
@@ -286,5 +292,5 @@ def _create(
         status_events_url=events_url,
         outputs=outputs,
         stream_arn=stream_arn,
-        stream_filters=filters_of(resources["StatusEventsFunction"], "FinalStates"),
+        stream_filters=filters_of(*mappings_of(template, "StatusEventsFunction")),
     )

@@ -46,10 +46,9 @@ def _matches_value(option: Any, value: Any) -> bool:
     return bool(option == value)
 
 
-def filters_of(function: Mapping[str, Any], event_name: str) -> list[dict[str, Any]]:
-    """The filter patterns of a function's stream event in the template (none: every record passes)."""
-    properties = function["Properties"]["Events"][event_name]["Properties"]
-    return [json.loads(f["Pattern"]) for f in properties.get("FilterCriteria", {}).get("Filters", [])]
+def filters_of(mapping: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The filter patterns of an event-source mapping's properties in the template (none: every record passes)."""
+    return [json.loads(f["Pattern"]) for f in mapping.get("FilterCriteria", {}).get("Filters", [])]
 
 
 def streams_client(region: str, **kwargs: Any) -> Any:

@@ -72,7 +72,7 @@ def test_the_local_stack_is_made_from_the_template() -> None:
         queue = template["Resources"]["SendQueue"]["Properties"]
         assert int(attributes["VisibilityTimeout"]) == queue["VisibilityTimeout"]
         assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] == queue["RedrivePolicy"]["maxReceiveCount"]
-        event = template["Resources"]["SendSmsFunction"]["Properties"]["Events"]["SendQueueEvent"]["Properties"]
+        event = template["Resources"]["SendQueueEventSource"]["Properties"]
         assert stack.event_source.batch_size == event["BatchSize"]
 
         variables = template["Globals"]["Function"]["Environment"]["Variables"]

@@ -91,8 +91,9 @@ def test_only_the_stream_function_puts_status_events(template: dict[str, Any]) -
     assert putters == ["StatusEventsFunction"]
     stream = template["Resources"]["MessagesTable"]["Properties"]["StreamSpecification"]
     assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}  # the filter compares the old status with the new
-    source = template["Resources"]["StatusEventsFunction"]["Properties"]["Events"]["FinalStates"]["Properties"]
-    assert source["Stream"] == {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}
+    source = template["Resources"]["StatusEventsStreamSource"]["Properties"]
+    assert source["FunctionName"] == {"Ref": "StatusEventsFunction"}
+    assert source["EventSourceArn"] == {"Fn::GetAtt": ["MessagesTable", "StreamArn"]}
     assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert source["BisectBatchOnFunctionError"] is True
     # retried past a short EventBridge outage; what is left is kept (and alarmed), never dropped silently
@@ -183,9 +184,11 @@ def test_alert_email_is_optional(template: dict[str, Any]) -> None:
 
 
 def test_queue_event_reports_partial_failures(template: dict[str, Any]) -> None:
-    event = template["Resources"]["SendSmsFunction"]["Properties"]["Events"]["SendQueueEvent"]
-    assert event["Type"] == "SQS"
+    event = template["Resources"]["SendQueueEventSource"]
+    assert event["Type"] == "AWS::Lambda::EventSourceMapping"
     props = event["Properties"]
+    assert (props["FunctionName"], props["EventSourceArn"]) == (
+        {"Ref": "SendSmsFunction"}, {"Fn::GetAtt": ["SendQueue", "Arn"]})  # fmt: skip
     assert props["BatchSize"] == 10
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["MaximumBatchingWindowInSeconds"] >= 1
@@ -204,14 +207,31 @@ def test_queue_visibility_and_dead_letters(template: dict[str, Any], queue_name:
 
 
 def test_otps_have_their_own_queue_and_event_source(template: dict[str, Any]) -> None:
-    events = template["Resources"]["SendSmsFunction"]["Properties"]["Events"]
-    priority = events["PriorityQueueEvent"]["Properties"]
-    assert priority["Queue"] == {"Fn::GetAtt": ["PrioritySendQueue", "Arn"]}
+    priority = template["Resources"]["PriorityQueueEventSource"]["Properties"]
+    assert priority["FunctionName"] == {"Ref": "SendSmsFunction"}
+    assert priority["EventSourceArn"] == {"Fn::GetAtt": ["PrioritySendQueue", "Arn"]}
     assert priority["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert priority["MaximumBatchingWindowInSeconds"] == 0  # an OTP does not wait for a batch to fill
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["PRIORITY_QUEUE_URL"] == {"Ref": "PrioritySendQueue"}
     assert variables["OTP_RESERVED_SHARE"] == {"Ref": "OtpReservedShare"}
+
+
+def test_event_sources_read_only_their_own_queues_and_stream(template: dict[str, Any]) -> None:
+    """Declared as mappings of their own: SAM's SQS and DynamoDB events would attach the AWS-managed
+    execution roles, which read and delete on every queue and stream of the account."""
+    for function in functions(template).values():
+        assert "Events" not in function["Properties"] or all(
+            e["Type"] not in ("SQS", "DynamoDB", "Kinesis") for e in function["Properties"]["Events"].values()
+        )
+    policies = template["Resources"]["SendSmsFunction"]["Properties"]["Policies"]
+    pollers = [p["SQSPollerPolicy"]["QueueName"] for p in policies if "SQSPollerPolicy" in p]
+    assert pollers == [{"Fn::GetAtt": ["SendQueue", "QueueName"]}, {"Fn::GetAtt": ["PrioritySendQueue", "QueueName"]}]
+    stream_reads = [s for s in statements(template) if "dynamodb:GetRecords" in s["Action"]]
+    assert [s["Resource"] for s in stream_reads] == [{"Fn::GetAtt": ["MessagesTable", "StreamArn"]}]
+    mappings = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 3
+    assert all(m["DependsOn"].endswith("Role") for m in mappings)  # the permission exists before the check
 
 
 def test_deferred_messages_can_go_back_to_both_queues(template: dict[str, Any]) -> None:
@@ -328,3 +348,22 @@ def test_parameter_constraints_are_no_looser_than_the_functions_own_checks(templ
     assert not email.fullmatch("ops at example.com")
     sender = re.compile(parameters["SenderId"]["AllowedPattern"])
     assert not sender.fullmatch("A" * 21)
+
+
+def test_make_build_finds_the_runtimes_python_on_path_first(template: dict[str, Any], tmp_path: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert f"RUNTIME_PYTHON := {runtime}" in (ROOT / "Makefile").read_text()
+    (tmp_path / runtime).symlink_to(sys.executable)  # any interpreter that runs stands in for it here
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "HOME": str(tmp_path)}
+    found = subprocess.run(["make", "-s", "-n", "build"], cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S607
+    assert f'PATH="{tmp_path}:' in found.stdout
+    if any(os.access(f"{d}/{runtime}", os.X_OK) for d in ("/usr/bin", "/bin")):
+        return  # this machine has it system-wide: the message cannot be shown here
+    env = {**os.environ, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "none")}
+    missing = subprocess.run(["make", "-s", "build"], cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S607
+    assert missing.returncode != 0
+    assert "neither on PATH nor in pyenv" in missing.stdout + missing.stderr

@@ -49,7 +49,7 @@ def test_a_final_state_is_a_record_created_final_or_moved_there(record: dict[str
 def test_the_templates_stream_filter_lets_through_exactly_the_final_states(
     template: dict[str, Any], record: dict[str, Any], final: bool
 ) -> None:
-    filters = filters_of(template["Resources"]["StatusEventsFunction"], "FinalStates")
+    filters = filters_of(template["Resources"]["StatusEventsStreamSource"]["Properties"])
     assert any(matches(pattern, record) for pattern in filters) is final
 
 
