@@ -7,9 +7,14 @@ VENV := .venv
 SAM_VENV := .venv-sam
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
-# The Lambda runtime's Python, for `sam build` (template.yaml names python3.13).
-# pyenv's shim for python3.13 exists even when 3.13 is not the active version, so look for the real one first.
-BUILD_PYTHON_DIR ?= $(shell ls -d $$HOME/.pyenv/versions/3.13*/bin 2>/dev/null | tail -n1 || dirname "$$(command -v python3.13)")
+# The Lambda runtime's Python, for `sam build` (template.yaml names python3.13): the first python3.13 on
+# PATH that runs (pyenv's shim is on PATH even when 3.13 is not an active version, and then fails), else
+# pyenv's own install of it.
+RUNTIME_PYTHON := python3.13
+BUILD_PYTHON_DIR ?= $(shell for dir in $$(type -ap $(RUNTIME_PYTHON) | xargs -r -n1 dirname) $$HOME/.pyenv/versions/3.13*/bin; do \
+	"$$dir/$(RUNTIME_PYTHON)" -c "" >/dev/null 2>&1 && { echo "$$dir"; break; }; done)
+# What a build is made of: `make invoke` builds again when any of it is newer than the last build.
+BUILD_SOURCES := template.yaml $(shell find functions layers -type f \( -name '*.py' -o -name '*.txt' -o -name '*.json' \) -not -path '*/__pycache__/*' 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-southeast-1
 
@@ -42,10 +47,12 @@ stack: $(BIN)/.installed ## make run, then keep the local stack up for other pro
 	$(BIN)/python -m devstack.run --keep-running $(ARGS)
 
 .PHONY: invoke
-invoke: $(BIN)/.installed $(SAM_VENV)/.installed ## Invoke a built function: make invoke FUNCTION=send_sms EVENT=events/send_sms_batch.json
+invoke: $(BIN)/.installed $(SAM_VENV)/.installed .aws-sam/build/template.yaml ## Invoke a built function (built again if sources changed): make invoke FUNCTION=send_sms EVENT=events/send_sms_batch.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo 'usage: make invoke FUNCTION=send_sms EVENT=events/<file>.json'; exit 2; }
-	@test -d .aws-sam/build || $(MAKE) build
 	$(BIN)/python -m devstack.invoke $(FUNCTION) $(EVENT) $(ARGS)
+
+.aws-sam/build/template.yaml: $(BUILD_SOURCES)
+	$(MAKE) build
 
 .PHONY: test
 test: $(BIN)/.installed ## Run the test suite (unit, integration with moto and the simulator, template)
@@ -68,7 +75,8 @@ format: $(BIN)/.installed ## Format and auto-fix the code
 
 .PHONY: build
 build: $(SAM_VENV)/.installed ## sam build (uses the runtime's Python, no container needed)
-	@test -x "$(BUILD_PYTHON_DIR)/python3.13" || { echo "python3.13 not found: install it (e.g. pyenv install 3.13) for sam build"; exit 1; }
+	@test -n "$(BUILD_PYTHON_DIR)" || { echo "$(RUNTIME_PYTHON), the Lambda runtime's Python, is neither on PATH nor in pyenv."; \
+		echo "Install it (pyenv install 3.13, or your system's python3.13 package, e.g. apt install python3.13) and run make build again."; exit 1; }
 	PATH="$(BUILD_PYTHON_DIR):$$PATH" $(SAM) build --template template.yaml
 
 .PHONY: deploy
