@@ -237,7 +237,8 @@ def _create(
     bus = refs["StatusEventBusName"]
     if bus != "default":
         events.create_event_bus(Name=bus)
-    events.put_rule(Name="final-status", EventBusName=bus, EventPattern=json.dumps({"source": ["sms-gateway"]}))
+    source = resolve(template["Globals"]["Function"]["Environment"]["Variables"]["STATUS_EVENT_SOURCE"], refs)
+    events.put_rule(Name="final-status", EventBusName=bus, EventPattern=json.dumps({"source": [source]}))
     events.put_targets(Rule="final-status", EventBusName=bus, Targets=[{"Id": "events", "Arn": events_arn}])
 
     environment = {k: str(v) for k, v in resolve(template["Globals"]["Function"]["Environment"]["Variables"],
@@ -276,7 +277,7 @@ def _create(
 
     outputs = {name: str(resolve(spec["Value"], {**refs, "SendSmsFunction": "send_sms",
                                                   "PollStatusFunction": "poll_status", "SharedLayer": "local",
-                                                  "StatusEventsFunction": "status_events",
+                                                  "StatusEventsFunction": "status_events", "Dashboard": "local",
                                                   "AlertTopic": "local"}))
                for name, spec in template.get("Outputs", {}).items()}  # fmt: skip
     return LocalStack(

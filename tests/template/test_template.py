@@ -168,6 +168,62 @@ def test_alarms_notify_the_alert_topic(template: dict[str, Any], alarm: str) -> 
     assert props["AlarmActions"] == [{"Ref": "AlertTopic"}]
 
 
+def test_every_function_queue_and_the_poller_is_watched(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    watched = set()
+    for props in alarms.values():
+        for query in props.get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric", {})
+            if metric.get("Namespace") == "AWS/Lambda":
+                watched.add((metric["MetricName"], metric["Dimensions"][0]["Value"]["Ref"]))
+    for function in functions(template):
+        assert {("Errors", function), ("Throttles", function)} <= watched, function
+    ages = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()
+            if a.get("MetricName") == "ApproximateAgeOfOldestMessage"}  # fmt: skip
+    assert ages == {"SendQueue", "PrioritySendQueue"}
+    dead_letters = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()
+                    if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}  # fmt: skip
+    # the SQS dead-letter queue, the scheduler's (SAM names it after the schedule), the events' failure queue
+    assert dead_letters == {"SendDeadLetterQueue", "PollStatusFunctionPollScheduleQueue", "StatusEventsFailureQueue"}
+    missing = alarms["BalanceMissingAlarm"]
+    assert (missing["MetricName"], missing["TreatMissingData"]) == ("Balance", "breaching")  # a dead poller
+    assert missing["Period"] * missing["EvaluationPeriods"] > 240  # longer than the balance check's interval
+
+
+def test_the_dashboard_shows_the_service_and_its_url_is_an_output(template: dict[str, Any]) -> None:
+    body, names = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "x", body))["widgets"]
+    shown = json.dumps(widgets) + body
+    for metric in (
+        "MessagesSent",
+        "MessagesDelivered",
+        "MessagesFailed",
+        "Balance",
+        "BalanceGateClosed",
+        "MessagesHeld",
+        "MessagesDeferred",
+        "ApproximateAgeOfOldestMessage",
+        "Errors",
+        "Duration",
+    ):
+        assert metric in shown, metric  # fmt: skip
+    for function in functions(template):
+        assert "${" + function + "}" in body
+    assert names["Service"] == {"Fn::Sub": "sms-gateway-${Stage}"}
+    assert "${Dashboard}" in template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"]
+
+
+def test_two_stages_in_one_account_do_not_share_metrics_alarms_or_events(template: dict[str, Any]) -> None:
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == {"Fn::Sub": "sms-gateway-${Stage}"}
+    assert variables["STATUS_EVENT_SOURCE"] == {"Fn::Sub": "sms-gateway-${Stage}"}
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            text = json.dumps(resource["Properties"])
+            assert '"service", "Value": "sms-gateway"' not in text.replace('"Name": ', "")
+
+
 def test_alarm_metrics_are_ones_the_code_emits(template: dict[str, Any]) -> None:
     source = "".join((ROOT / "layers/sms_common/smsgw" / f).read_text() for f in ("sending.py", "polling.py"))
     for name in ("LowBalanceAlarm", "BalanceGateClosedAlarm"):
