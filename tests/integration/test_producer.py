@@ -99,3 +99,24 @@ def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["--queue-url", queue, "--region", REGION, "--phone", "0171", "--message", "Hello"]) == 2
     assert "invalid_phone" in capsys.readouterr().err
     assert main(["--queue-url", queue, "--check-only", "--json", '{"phone":"01712345678","message":"ok"}']) == 0
+
+
+def test_the_console_script_checks_without_a_queue_and_explains_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--check-only", "--phone", "01712345678", "--message", "Hello"]) == 0  # no queue, no AWS
+    assert "1 part(s), gsm7" in capsys.readouterr().out
+    assert main(["--check-only", "--phone", "01712345678", "--message", "Hi", "--metadata", "order"]) == 2
+    assert "--metadata must be KEY=VALUE, got 'order'" in capsys.readouterr().err
+    assert main(["--check-only", "--json", "{not json"]) == 2
+    assert "--json is not valid JSON" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # publishing needs a queue
+        main(["--phone", "01712345678", "--message", "Hello"])
+    assert "--queue-url or --stack-name" in capsys.readouterr().err
+
+
+def test_every_flag_of_both_console_scripts_has_help() -> None:
+    from smsgw import producer, redrive
+
+    for script in (producer, redrive):
+        flags = [action for action in script.arguments()._actions if action.option_strings]
+        assert len(flags) > 5
+        assert [a.option_strings for a in flags if not a.help] == [], script.__name__

@@ -94,7 +94,10 @@ def publish(
 
 def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.json:
-        loaded = json.loads(args.json)
+        try:
+            loaded = json.loads(args.json)
+        except ValueError as exc:
+            raise InvalidMessage([f"--json is not valid JSON ({exc})"]) from None
         if not isinstance(loaded, dict):
             raise InvalidMessage(["--json must be a JSON object"])
         return loaded
@@ -103,35 +106,50 @@ def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if getattr(args, name) is not None:
             message[name] = getattr(args, name)
     if args.metadata:
+        malformed = [item for item in args.metadata if "=" not in item or not item.split("=", 1)[0].strip()]
+        if malformed:
+            raise InvalidMessage([f"--metadata must be KEY=VALUE, got {item!r}" for item in malformed])
         message["metadata"] = dict(item.split("=", 1) for item in args.metadata)
     return message
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sms-publish", description="Check an SMS request and publish it.")
-    target = parser.add_mutually_exclusive_group(required=True)
+def arguments() -> argparse.ArgumentParser:
+    """The console script's arguments, every one with its help text."""
+    parser = argparse.ArgumentParser(
+        prog="sms-publish",
+        description="Check an SMS request against the contract and publish it to the gateway's send queue.",
+    )
+    target = parser.add_mutually_exclusive_group()
     target.add_argument("--queue-url", help="the send queue (stack output SendQueueUrl)")
     target.add_argument("--stack-name", help="a deployed stack; its SendQueueUrl and PriorityQueueUrl outputs are used")
     parser.add_argument("--priority-queue-url", help="with --queue-url: where priority high goes (PriorityQueueUrl)")
     parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    parser.add_argument("--json", help="the whole message as a JSON object")
-    parser.add_argument("--phone")
-    parser.add_argument("--message")
-    parser.add_argument("--request-id", dest="request_id")
-    parser.add_argument("--sender-id", dest="sender_id")
-    parser.add_argument("--priority", choices=["normal", "high"])
-    parser.add_argument("--schedule-time", dest="schedule_time")
+    parser.add_argument("--json", help="the whole message as a JSON object (instead of the fields below)")
+    parser.add_argument("--phone", help="Bangladesh mobile number, e.g. 01712345678 or +880 1712-345678")
+    parser.add_argument("--message", help="the text (Bangla and emoji allowed; at most 10 SMS parts)")
+    parser.add_argument("--request-id", dest="request_id", help="your key for this SMS; never sent twice")
+    parser.add_argument("--sender-id", dest="sender_id", help="overrides the account's default sender ID")
+    parser.add_argument("--priority", choices=["normal", "high"], help="high for OTPs (the priority queue)")
+    parser.add_argument("--schedule-time", dest="schedule_time", help="send at or after this time (generic dialect)")
     parser.add_argument(
         "--valid-until", dest="valid_until", help="not sent after this time (ISO 8601, or YYYY-MM-DD HH:MM:SS Dhaka)"
     )
-    parser.add_argument("--type", choices=["transactional", "promotional"])
-    parser.add_argument("--campaign-id", dest="campaign_id")
-    parser.add_argument("--metadata", action="append", metavar="KEY=VALUE")
-    parser.add_argument("--check-only", action="store_true", help="validate, do not publish")
+    parser.add_argument("--type", choices=["transactional", "promotional"], help="default transactional")
+    parser.add_argument("--campaign-id", dest="campaign_id", help="MiM campaign ID (promotional traffic)")
+    parser.add_argument("--metadata", action="append", metavar="KEY=VALUE",
+                        help="stored with the record and echoed in its status event; repeat for more")  # fmt: skip
+    parser.add_argument("--check-only", action="store_true", help="validate and show the parts; publish nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments()
     args = parser.parse_args(argv)
     if not args.json and (args.phone is None or args.message is None):
         parser.error("give --json, or --phone and --message")
+    if not args.check_only and not (args.queue_url or args.stack_name):
+        parser.error("give --queue-url or --stack-name (or --check-only to validate without a queue)")
 
     try:
         message = _message_from_args(args)

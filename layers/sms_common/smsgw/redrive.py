@@ -87,7 +87,8 @@ def redrive(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments() -> argparse.ArgumentParser:
+    """The console script's arguments, every one with its help text."""
     parser = argparse.ArgumentParser(prog="sms-redrive", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--stack-name", help="a deployed stack: its queue outputs are used")
     parser.add_argument("--dead-letter-url", help="the dead-letter queue (stack output DeadLetterQueueUrl)")
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--limit", type=int, help="move at most this many messages")
     parser.add_argument("--dry-run", action="store_true", help="count what would move; publish and delete nothing")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = arguments()
     args = parser.parse_args(argv)
     session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
