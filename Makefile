@@ -18,7 +18,7 @@ BUILD_SOURCES := template.yaml $(shell find functions layers -type f \( -name '*
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-southeast-1
 
-$(BIN)/.installed: requirements-dev.txt layers/sms_common/requirements.txt pyproject.toml local/pyproject.toml
+$(BIN)/.installed: requirements-dev.txt layers/dependencies/requirements.txt pyproject.toml local/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt

@@ -21,6 +21,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -329,6 +330,53 @@ def cold_start() -> dict[str, Any]:
     }
 
 
+def artifact_cold_start() -> dict[str, Any]:
+    """The same for the built artifact as Lambda loads it: the runtime's Python, boto3 only from the runtime,
+    the layers on the path with the bytecode they ship; and the layers without it, for comparison (Lambda's
+    file system is read-only: without shipped bytecode every cold start compiles). Empty without a build."""
+    from devstack import invoke
+
+    template = load_template()
+    code = invoke.BUILD / "SendSmsFunction"
+    layers = [invoke.BUILD / layer["Ref"] / "python" for layer in template["Globals"]["Function"]["Layers"]]
+    python = invoke.runtime_python(template)
+    if python is None or not (code / "app.py").exists() or not all(layer.exists() for layer in layers):
+        print("   (no build artifact or no python3.13: run `make build` to measure the artifact too)", flush=True)
+        return {}
+    interpreter = invoke.ensure_runtime_venv(python)
+    stripped = OUT / "artifact-without-bytecode"
+    shutil.rmtree(stripped, ignore_errors=True)
+    for layer in layers:
+        shutil.copytree(layer, stripped / layer.parent.name / "python", ignore=shutil.ignore_patterns("__pycache__"))
+    bare_layers = [stripped / layer.parent.name / "python" for layer in layers]
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108
+            "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "ap-southeast-1"}  # fmt: skip
+
+    def seconds(code_text: str, env: dict[str, str]) -> float:
+        runs = []
+        for _ in range(15):
+            began = time.perf_counter()
+            subprocess.run([str(interpreter), "-c", code_text], check=True, env=env)  # noqa: S603
+            runs.append(time.perf_counter() - began)
+        return min(runs)  # as in cold_start: interference only ever adds time
+
+    load = f"import sys; sys.path.insert(0, {str(code)!r}); import app"
+    bare, boto = seconds("pass", base), seconds("import boto3", base)
+
+    def ratio(paths: list[Path], traced: bool) -> float:
+        env = {**base, "PYTHONPATH": os.pathsep.join(map(str, paths)), "LAMBDA_TASK_ROOT": str(code)}
+        if not traced:
+            env["POWERTOOLS_TRACE_DISABLED"] = "true"
+        return (seconds(load, env) - bare) / (boto - bare)
+
+    return {
+        "artifact_cold_start_per_import_boto3": ratio(layers, traced=True),
+        "artifact_cold_start_per_import_boto3_untraced": ratio(layers, traced=False),
+        "artifact_cold_start_without_bytecode_per_import_boto3": ratio(bare_layers, traced=True),
+        "artifact_import_boto3_ms": (boto - bare) * 1000,
+    }
+
+
 # --- 4. delivery tracking and DynamoDB writes -------------------------------------------------------
 def tracking(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
     dynamodb = runtime.client("dynamodb")
@@ -436,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
         results.update(send_path(moto, dialect))
         print("3/4 cold start ...", flush=True)
         results.update(cold_start())
+        results.update(artifact_cold_start())
         print("4/4 delivery tracking and DynamoDB writes ...", flush=True)
         # In this process: the section moves the simulator's clock an hour on.
         state = ProviderState(rate_limits=((1_000_000, 60),), delivery_delay=60.0)
@@ -469,6 +518,14 @@ def main(argv: list[str] | None = None) -> None:
           f"   (the ceiling: {results['ceiling_per_limit_in_real_time']:.3f} of the limit)")  # fmt: skip
     print(f"{'OTP accepted after, windows (median)':44} {results['otp_latency_windows_median']:8.2f}")
     print(f"{'cold start / import boto3, tracing off':44} {results['cold_start_per_import_boto3_untraced']:8.2f}")
+    if "artifact_cold_start_per_import_boto3" in results:
+        print(
+            f"{'the built artifact (python3.13), X-Ray on':44} {results['artifact_cold_start_per_import_boto3']:8.2f}"
+            f"   {_verdict('cold_start_per_import_boto3', results['artifact_cold_start_per_import_boto3'])}"
+        )
+        print(f"{'the built artifact, tracing off':44} {results['artifact_cold_start_per_import_boto3_untraced']:8.2f}")
+        print(f"{'the built artifact without its bytecode':44} "
+              f"{results['artifact_cold_start_without_bytecode_per_import_boto3']:8.2f}")  # fmt: skip
     print(f"{'batch of 10 / one round trip, on moto':44} {results['batch_of_10_per_round_trip_on_moto']:8.2f}"
           f"   (one: {results['one_record_ms_on_moto']:.0f} ms on moto, {results['one_record_ms']:.0f} ms modelled,"
           f" {LATENCY * 1000:.0f} ms of it the simulator's)")  # fmt: skip

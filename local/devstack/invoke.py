@@ -2,10 +2,11 @@
 
 With a container runtime, this is `sam local invoke`. Without one (this machine, many CI machines), the
 artifact `sam build` produced runs under the Lambda Runtime Interface Emulator that ships inside the
-aws-sam-cli package, with awslambdaric in a virtualenv of the runtime's Python that holds nothing else:
-the function's code from .aws-sam/build/<Function>, the layer on the path Lambda gives /opt/python. A
-dependency missing from the layer fails here, as it would in Lambda. Either way the function talks to
-the local stack (moto's server and the simulator), started for the invocation.
+aws-sam-cli package, with a virtualenv of the runtime's Python that holds only what Lambda's runtime
+does (awslambdaric, boto3): the function's code from .aws-sam/build/<Function>, the layers on the path
+Lambda gives /opt/python. A dependency missing from the layers fails here, as it would in Lambda.
+Either way the function talks to the local stack (moto's server and the simulator), started for the
+invocation.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME_VENV = ROOT / ".venv-lambda"
 AWSLAMBDARIC = "awslambdaric==4.2.2"
+# What the Lambda runtime itself provides to a function besides the standard library: boto3 and botocore.
+RUNTIME_PACKAGES = (AWSLAMBDARIC, "boto3==1.44.8")
 
 
 def logical_id(function: str, template: dict[str, Any]) -> str:
@@ -68,12 +71,14 @@ def rie_binary() -> Path:
 
 
 def ensure_runtime_venv(python: Path) -> Path:
+    """The runtime's Python with what Lambda's runtime holds (awslambdaric, boto3) and nothing else."""
     marker = RUNTIME_VENV / ".installed"
-    if not marker.exists() or marker.read_text().strip() != f"{python} {AWSLAMBDARIC}":
+    wanted = " ".join((str(python), *RUNTIME_PACKAGES))
+    if not marker.exists() or marker.read_text().strip() != wanted:
         shutil.rmtree(RUNTIME_VENV, ignore_errors=True)
         subprocess.run([python, "-m", "venv", RUNTIME_VENV], check=True)  # noqa: S603
-        subprocess.run([RUNTIME_VENV / "bin" / "pip", "install", "--quiet", AWSLAMBDARIC], check=True)  # noqa: S603
-        marker.write_text(f"{python} {AWSLAMBDARIC}")
+        subprocess.run([RUNTIME_VENV / "bin" / "pip", "install", "--quiet", *RUNTIME_PACKAGES], check=True)  # noqa: S603
+        marker.write_text(wanted)
     return RUNTIME_VENV / "bin" / "python"
 
 
@@ -85,8 +90,9 @@ def has_container_runtime() -> bool:
 def invoke_with_emulator(function: str, event: dict[str, Any], stack: local.LocalStack, timeout: float) -> Any:
     template = load_template()
     name = logical_id(function, template)
-    code, layer = BUILD / name, BUILD / "SharedLayer" / "python"
-    if not (code / "app.py").exists() or not layer.exists():
+    code = BUILD / name
+    layers = [BUILD / layer["Ref"] / "python" for layer in template["Globals"]["Function"]["Layers"]]
+    if not (code / "app.py").exists() or not all(layer.exists() for layer in layers):
         raise SystemExit("no build artifact: run `make build` first")
     python = runtime_python(template)
     if python is None:
@@ -107,7 +113,7 @@ def invoke_with_emulator(function: str, event: dict[str, Any], stack: local.Loca
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(template["Globals"]["Function"]["MemorySize"]),
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(int(timeout)),
         "LAMBDA_TASK_ROOT": str(code),
-        "PYTHONPATH": str(layer),  # where Lambda mounts the layer: /opt/python
+        "PYTHONPATH": os.pathsep.join(str(layer) for layer in layers),  # where Lambda mounts them: /opt/python
         "PYTHONNOUSERSITE": "1",
     }
     process = subprocess.Popen(  # noqa: S603

@@ -276,7 +276,8 @@ def _create(
     poll_interval = rate_seconds(str(resolve(schedule["ScheduleExpression"], refs))) / speed
 
     outputs = {name: str(resolve(spec["Value"], {**refs, "SendSmsFunction": "send_sms",
-                                                  "PollStatusFunction": "poll_status", "SharedLayer": "local",
+                                                  "PollStatusFunction": "poll_status", "CodeLayer": "local",
+                                                  "DependenciesLayer": "local",
                                                   "StatusEventsFunction": "status_events", "Dashboard": "local",
                                                   "AlertTopic": "local"}))
                for name, spec in template.get("Outputs", {}).items()}  # fmt: skip

@@ -351,7 +351,8 @@ def test_every_function_has_a_log_group_with_retention(template: dict[str, Any])
         "MessagesTableName",
         "CredentialsSecretArn",
         "SendSmsFunctionName",
-        "SharedLayerArn",
+        "DependenciesLayerArn",
+        "CodeLayerArn",
         "PriorityQueueUrl",
         "ControlTableName",
     ],
@@ -360,14 +361,23 @@ def test_outputs_name_what_users_need(template: dict[str, Any], output: str) -> 
     assert output in template["Outputs"]
 
 
-def test_layer_ships_the_package_with_the_runtime(template: dict[str, Any]) -> None:
-    layer = template["Resources"]["SharedLayer"]
-    assert layer["Properties"]["ContentUri"] == "layers/sms_common/"
+def test_two_layers_the_code_apart_from_the_dependencies_and_no_boto3(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
     runtime = template["Globals"]["Function"]["Runtime"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
-    assert runtime in layer["Properties"]["CompatibleRuntimes"]
+    assert template["Globals"]["Function"]["Layers"] == [{"Ref": "DependenciesLayer"}, {"Ref": "CodeLayer"}]
+    for name, folder in (("DependenciesLayer", "layers/dependencies/"), ("CodeLayer", "layers/sms_common/")):
+        layer = resources[name]
+        assert layer["Properties"]["ContentUri"] == folder
+        assert layer["Metadata"]["BuildMethod"] == "makefile"
+        assert runtime in layer["Properties"]["CompatibleRuntimes"]
+        makefile = (ROOT / folder / "Makefile").read_text()
+        assert f"build-{name}:" in makefile
+        assert "--invalidation-mode unchecked-hash" in makefile  # bytecode Lambda can use as it is
     assert (ROOT / "layers/sms_common/smsgw/__init__.py").exists()
-    assert (ROOT / "layers/sms_common/requirements.txt").exists()
+    requirements = (ROOT / "layers/dependencies/requirements.txt").read_text().lower()
+    assert "boto3" not in requirements.replace("ships boto3", "")
+    assert "\nbotocore" not in requirements
+    assert "--no-deps" in (ROOT / "layers/dependencies/Makefile").read_text()  # no botocore via aws-xray-sdk
 
 
 def test_events_folder_is_valid_sqs_events() -> None:
