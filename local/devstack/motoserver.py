@@ -28,6 +28,9 @@ class MotoServer:
             [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Not in the terminal's process group: Ctrl-C stops the program using this server, which then
+            # stops the server itself, rather than killing the server under a loop still calling it.
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -68,7 +71,12 @@ class SimulatorProcess:
 
     def __enter__(self) -> SimulatorProcess:
         command = [sys.executable, "-m", "mimsms_simulator", "--port", str(self.port), *self._args]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # as MotoServer
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -172,3 +172,30 @@ def test_make_soak_holds_the_limits_with_several_consumer_processes() -> None:
     assert "refused for the rate limit 0" in out
     (otp,) = [line.split() for line in out.splitlines() if line.startswith("OTP ")]
     assert (otp[1], otp[5], otp[6]) == ("15", "0", "0")  # 15 OTPs, none unsettled, none sent twice
+
+
+def test_make_stack_ends_cleanly_on_ctrl_c() -> None:
+    """Ctrl-C reaches the terminal's whole process group: the stack's servers must not die under the loop."""
+    import signal
+    import socket
+
+    moto_port = free_port()
+    process = subprocess.Popen(  # noqa: S603 - as `make stack` runs it, in a process group of its own
+        [sys.executable, "-m", "devstack.run", "--keep-running", "--count", "4", "--moto-port", str(moto_port)],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if "Local stack is up" in line or not line:
+            break
+    assert any("Local stack is up" in line for line in lines), "".join(lines)[-3000:]
+    os.killpg(process.pid, signal.SIGINT)  # what the terminal sends on Ctrl-C
+    output = "".join(lines) + process.communicate(timeout=60)[0]
+    assert "Traceback" not in output, output[-3000:]
+    assert process.returncode == 0, output[-3000:]
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", moto_port)) != 0  # moto's server was stopped, not left behind
