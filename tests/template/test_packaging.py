@@ -35,6 +35,20 @@ def test_the_wheel_ships_the_package_and_its_scripts_not_the_local_tooling(tmp_p
     assert "sms-publish = smsgw.producer:main" in scripts
     assert "sms-redrive = smsgw.redrive:main" in scripts
 
+    # And it works where it is installed: a fresh virtualenv, its declared dependencies, nothing else.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # noqa: S603
+    installed = subprocess.run(  # noqa: S603
+        [str(venv / "bin" / "pip"), "install", "--quiet", str(wheel)], capture_output=True, text=True, check=False
+    )
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    script = str(venv / "bin" / "sms-publish")
+    assert "--check-only" in subprocess.run([script, "--help"], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    checked = subprocess.run(  # noqa: S603
+        [script, "--check-only", "--phone", "01712345678", "--message", "Hello"], capture_output=True, text=True
+    )
+    assert (checked.returncode, checked.stdout.strip()) == (0, "valid: 1 part(s), gsm7")
+
 
 def test_the_producer_imports_nothing_the_wheel_does_not_declare() -> None:
     probe = (
