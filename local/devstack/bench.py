@@ -7,10 +7,12 @@ calls per window against the limit, over a campaign). Sections:
    in processes of their own (devstack.soak), time compressed: achieved/limit while a backlog waits,
    rate refusals, OTP acceptance latency in windows; and OTPs published behind 10,000 queued messages;
 2. the send path: a pooled batch of 10 against one round trip, and against the same 10 sent serially;
-3. cold start: importing the send handler as Lambda's init does (X-Ray on, and off), against `import boto3`;
+3. cold start: importing the send handler as Lambda's init does (X-Ray on, and off), against `import boto3`,
+   from the venv and, after `make build`, from the built artifact;
 4. delivery tracking: items read per poll run against reports looked up, beside 10,000 final records;
    DynamoDB writes per message end to end, the limiter's included; look-ups per tracked message,
-   and from them the sustainable messages a minute under each tracking policy.
+   and from them the sustainable messages a minute under each tracking policy;
+and the SMS parts smart encoding saves on a corpus of notifications (devstack.corpus).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import urllib3
 from botocore import xform_name
 from botocore.config import Config
 
+from devstack import corpus
 from devstack import soak as soaking
 from devstack.motoserver import MotoServer, SimulatorProcess
 from devstack.storemodel import ModelledDynamoDB
@@ -496,6 +499,7 @@ def main(argv: list[str] | None = None) -> None:
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the poller's metric lines
                 results.update(tracking(moto, sim))
     results["sustainable_messages_per_minute"] = sustainable(results["lookups_per_tracked_message"])
+    results.update(corpus.parts_saved())
 
     OUT.mkdir(exist_ok=True)
     written = (OUT / _named("results", dialect, "json"), OUT / _named("campaign", dialect, "png"))
@@ -534,6 +538,10 @@ def main(argv: list[str] | None = None) -> None:
           f"   ({results['handler_cpu_ms_per_message']:.2f} ms a message; irreducible"
           f" {results['irreducible_cpu_ms_per_message']:.2f} ms)")  # fmt: skip
     print(f"{'report look-ups per tracked message':44} {results['lookups_per_tracked_message']:8.2f}")
+    print(f"{'SMS parts saved by smart encoding':44} {results['parts_saved_share']:8.2f}"
+          f"   ({results['corpus_parts_as_written']} parts as written, {results['corpus_parts_smart']} sent, on"
+          f" {results['corpus_messages']} notifications; English alone {results['english_parts_saved_share']:.2f};"
+          f" Bangla untouched: {results['bangla_untouched']})")  # fmt: skip
     print("sustainable messages a minute at MiM's default limits (the day's 10,000 binds), by tracking policy,")
     print("with 10 % OTPs and the look-ups per tracked message measured above:")
     for policy, rate in results["sustainable_messages_per_minute"].items():

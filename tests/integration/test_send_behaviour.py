@@ -489,3 +489,27 @@ def test_the_sender_id_is_the_messages_else_the_secrets_else_the_stacks_default(
     assert invoke(send_handler, body("r-3", phone="01912345678"), start=5) == []
     senders = {r.body.get("sender_id") or r.body.get("SenderName") for r in simulator.state.received}
     assert senders == {"ShopBD", "OwnBrand", "SecretBrand"}
+
+
+@pytest.mark.parametrize("smart", ["true", "false"])
+def test_smart_encoding_sends_english_text_as_gsm7_and_records_what_was_sent(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch, smart: str
+) -> None:
+    monkeypatch.setenv("SMART_ENCODING", smart)
+    runtime.reset()
+    text = ("Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
+            "when it is out for delivery \u2014 thank you\u2026")  # fmt: skip
+    bangla = "\u0986\u09aa\u09a8\u09be\u09b0 \u201c\u0995\u09cb\u09a1\u201d \u09ea\u09e9\u09e8\u09e7"
+    assert invoke(send_handler, body("en-1", message=text), body("bn-1", phone="01812345678", message=bangla)) == []
+    sent = {sms.phone: sms for sms in simulator.state.sent.values()}
+    english, native = configured.record("en-1"), configured.record("bn-1")
+    assert english is not None
+    assert native is not None
+    if smart == "true":
+        assert sent["8801712345678"].text == text.replace("\u2019", "'").replace("\u2014", "-").replace("\u2026", "...")
+        assert (english["encoding"], english["parts"]) == ("gsm7", 1)
+    else:
+        assert sent["8801712345678"].text == text
+        assert (english["encoding"], english["parts"]) == ("ucs2", 2)
+    assert sent["8801812345678"].text == bangla  # needs UCS-2 anyway: never touched
+    assert native["encoding"] == "ucs2"

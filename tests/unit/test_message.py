@@ -204,3 +204,13 @@ def test_stored_error_messages_are_bounded() -> None:
 
     assert bounded("short") == "short"
     assert len(bounded("<html>" + "x" * 10_000)) == 300  # a proxy's error page, say
+
+
+def test_the_request_carries_the_text_as_it_will_be_sent_and_its_parts() -> None:
+    curly = "Your parcel \u201cA-17\u201d is on its way \u2014 it\u2019ll arrive today."
+    smart = parse_request(body(message=curly), default_request_id="x")
+    assert smart.text == 'Your parcel "A-17" is on its way - it\'ll arrive today.'
+    assert (smart.segmentation.encoding, smart.segmentation.parts) == ("gsm7", 1)
+    exact = parse_request(body(message=curly), default_request_id="x", smart_encoding=False)
+    assert exact.text == curly
+    assert exact.segmentation.encoding == "ucs2"

@@ -1,6 +1,6 @@
 import pytest
 
-from smsgw.segments import MessageTooLong, check_length, segment
+from smsgw.segments import MessageTooLong, check_length, segment, smart_encode
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,37 @@ def test_more_than_ten_parts_is_too_long(text: str) -> None:
 
 def test_ten_parts_exactly_is_allowed() -> None:
     assert check_length("a" * 1530).parts == 10
+
+
+@pytest.mark.parametrize(
+    ("text", "sent"),
+    [
+        ("It\u2019s \u201cdone\u201d \u2014 thanks\u2026", 'It\'s "done" - thanks...'),
+        ("Price\u00a0100\u2009BDT \u2013 today", "Price 100 BDT - today"),
+        ("soft\u00adhyphen and zero\u200bwidth", "softhyphen and zerowidth"),
+        ("plain ASCII stays", "plain ASCII stays"),
+    ],
+)
+def test_look_alikes_become_gsm7(text: str, sent: str) -> None:
+    assert smart_encode(text) == sent
+    assert segment(smart_encode(text)).encoding == "gsm7"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0986\u09aa\u09a8\u09be\u09b0 \u201c\u0995\u09cb\u09a1\u201d \u2014 \u09ea\u09e9\u09e8\u09e7",  # Bangla
+        "Great news \U0001f389 \u2014 it\u2019s here",  # an emoji needs UCS-2 anyway
+        "\u4e2d\u6587 \u2019",
+    ],
+)
+def test_text_that_needs_ucs2_anyway_is_left_exactly_as_written(text: str) -> None:
+    assert smart_encode(text) == text
+
+
+def test_one_curly_apostrophe_no_longer_triples_an_english_message() -> None:
+    text = ("Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
+            "when it is out for delivery. Thank you for shopping.")  # fmt: skip
+    assert len(text) <= 160
+    assert (segment(text).encoding, segment(text).parts) == ("ucs2", 3)
+    assert (segment(smart_encode(text)).encoding, segment(smart_encode(text)).parts) == ("gsm7", 1)

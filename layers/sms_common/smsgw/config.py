@@ -82,6 +82,7 @@ class Settings:
     secret_max_age: int = 300
     record_retention_days: int = 90
     default_sender_id: str | None = None  # when neither the message nor the credentials secret names one
+    smart_encoding: bool = True  # replace GSM-7 look-alikes (curly quotes, dashes) that would force UCS-2
     # Delivery reports, balance, status events (poll_status; the send path reads the gate and publishes too).
     event_bus: str = "default"
     event_source: str = "sms-gateway"
@@ -189,8 +190,12 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     sender = env.get("DEFAULT_SENDER_ID", "").strip() or None
     if sender is not None and not SENDER_ID_PATTERN.fullmatch(sender):
         raise ConfigError("DEFAULT_SENDER_ID must be 1-20 letters, digits, spaces or . _ & -")
+    smart = env.get("SMART_ENCODING", "").strip().lower() or "true"
+    if smart not in ("true", "false"):
+        raise ConfigError(f"SMART_ENCODING must be true or false, got {smart!r}")
     return Settings(
         default_sender_id=sender,
+        smart_encoding=smart == "true",
         messages_table=_required(env, "MESSAGES_TABLE"),
         secret_id=_required(env, "MIMSMS_SECRET_ID"),
         dialect=dialect,

@@ -193,8 +193,11 @@ def _usable_request_id(data: dict[str, Any]) -> str | None:
     return raw if isinstance(raw, str) and REQUEST_ID_PATTERN.fullmatch(raw) else None
 
 
-def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
-    """Validate one SQS body against the contract. Raises InvalidRequest, and nothing else, for any body."""
+def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = True) -> SmsRequest:
+    """Validate one SQS body against the contract. Raises InvalidRequest, and nothing else, for any body.
+
+    With `smart_encoding` the text is what will be sent: GSM-7 look-alikes replaced where that keeps it
+    GSM-7 (segments.smart_encode), and its parts counted after that."""
     if not isinstance(body, str):
         raise InvalidRequest("invalid_request", "body must be text")
     repeated: str | None = None
@@ -252,6 +255,8 @@ def parse_request(body: str, *, default_request_id: str) -> SmsRequest:
     if control is not None:
         raise InvalidRequest("invalid_request", f"message contains the control character U+{ord(control.group()):04X} "
                              f"at position {control.start()}; only line breaks are allowed", request_id)  # fmt: skip
+    if smart_encoding:  # typographic quotes and the like must not turn English text into UCS-2
+        text = segments.smart_encode(text)
     try:
         segmentation = segments.check_length(text)
     except segments.MessageTooLong as exc:

@@ -35,8 +35,9 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def validate(message: dict[str, Any]) -> SmsRequest:
-    """Return the request the send function would see, or raise InvalidMessage."""
+def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequest:
+    """Return the request the send function would see (by default the stack's: smart encoding on), or
+    raise InvalidMessage."""
     from jsonschema import Draft202012Validator  # only producers need it; the layer does not ship it
 
     problems = [
@@ -46,7 +47,8 @@ def validate(message: dict[str, Any]) -> SmsRequest:
     if problems:
         raise InvalidMessage(problems)
     try:
-        return parse_request(json.dumps(message, ensure_ascii=False), default_request_id="unset")
+        body = json.dumps(message, ensure_ascii=False)
+        return parse_request(body, default_request_id="unset", smart_encoding=smart_encoding)
     except InvalidRequest as exc:
         raise InvalidMessage([f"{exc.code}: {exc.message}"]) from None
 

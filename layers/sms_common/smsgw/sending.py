@@ -81,17 +81,20 @@ class Inbound:
     work: DueWork | None = None  # what it waited for, when it comes back from a wait (a turn, a retry)
 
     @classmethod
-    def parse(cls, body: str, sqs_message_id: str, published_at: float | None = None) -> Inbound:
+    def parse(
+        cls, body: str, sqs_message_id: str, published_at: float | None = None, *, smart_encoding: bool = True
+    ) -> Inbound:
         try:
-            request = parse_request(body, default_request_id=sqs_message_id)
+            request = parse_request(body, default_request_id=sqs_message_id, smart_encoding=smart_encoding)
             return cls(body, sqs_message_id, request=request, published_at=published_at)
         except InvalidRequest as exc:
             return cls(body, sqs_message_id, invalid=exc, published_at=published_at)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> Inbound:
+    def from_record(cls, record: dict[str, Any], *, smart_encoding: bool = True) -> Inbound:
         sent = str(record.get("attributes", {}).get("SentTimestamp", ""))
-        inbound = cls.parse(record["body"], record["messageId"], int(sent) / 1000 if sent.isdigit() else None)
+        published_at = int(sent) / 1000 if sent.isdigit() else None
+        inbound = cls.parse(record["body"], record["messageId"], published_at, smart_encoding=smart_encoding)
         attributes = record.get("messageAttributes")
         return replace(inbound, deferrals=deferrals_of(attributes), work=work_of(attributes))
 
@@ -144,7 +147,8 @@ class Sender:
         self._clock = clock
 
     def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
-        return self.handle(Inbound.parse(body, sqs_message_id), lease_until, gate_open=gate_open)
+        inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self._settings.smart_encoding)
+        return self.handle(inbound, lease_until, gate_open=gate_open)
 
     def handle(self, inbound: Inbound, lease_until: float, *, gate_open: bool = True) -> RecordResult:
         if inbound.request is None:
@@ -497,7 +501,8 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
     gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
-    inbound = {r["messageId"]: Inbound.from_record(r) for r in event.get("Records", [])}
+    smart = runtime.settings().smart_encoding
+    inbound = {r["messageId"]: Inbound.from_record(r, smart_encoding=smart) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
