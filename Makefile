@@ -14,7 +14,8 @@ RUNTIME_PYTHON := python3.13
 BUILD_PYTHON_DIR ?= $(shell for dir in $$(type -ap $(RUNTIME_PYTHON) | xargs -r -n1 dirname) $$HOME/.pyenv/versions/3.13*/bin; do \
 	"$$dir/$(RUNTIME_PYTHON)" -c "" >/dev/null 2>&1 && { echo "$$dir"; break; }; done)
 # What a build is made of: `make invoke` builds again when any of it is newer than the last build.
-BUILD_SOURCES := template.yaml $(shell find functions layers -type f \( -name '*.py' -o -name '*.txt' -o -name '*.json' \) -not -path '*/__pycache__/*' 2>/dev/null)
+BUILD_SOURCES := template.yaml $(shell find functions layers -type f \( -name '*.py' -o -name '*.txt' -o -name '*.json' \
+	-o -name Makefile \) -not -path '*/__pycache__/*' 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-southeast-1
 
