@@ -113,10 +113,10 @@ def test_the_console_script_checks_without_a_queue_and_explains_bad_flags(capsys
     assert "--queue-url or --stack-name" in capsys.readouterr().err
 
 
-def test_every_flag_of_both_console_scripts_has_help() -> None:
-    from smsgw import producer, redrive
+def test_every_flag_of_every_console_script_has_help() -> None:
+    from smsgw import producer, redrive, status
 
-    for script in (producer, redrive):
-        flags = [action for action in script.arguments()._actions if action.option_strings]
-        assert len(flags) > 5
-        assert [a.option_strings for a in flags if not a.help] == [], script.__name__
+    for script in (producer, redrive, status):
+        every = script.arguments()._actions  # flags and positionals alike
+        assert len(every) >= 5
+        assert [a.option_strings or a.dest for a in every if not a.help] == [], script.__name__

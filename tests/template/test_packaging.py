@@ -34,6 +34,7 @@ def test_the_wheel_ships_the_package_and_its_scripts_not_the_local_tooling(tmp_p
     assert requires == {"boto3", "jsonschema"}  # what sms-publish and sms-redrive import
     assert "sms-publish = smsgw.producer:main" in scripts
     assert "sms-redrive = smsgw.redrive:main" in scripts
+    assert "sms-status = smsgw.status:main" in scripts
 
     # And it works where it is installed: a fresh virtualenv, its declared dependencies, nothing else.
     venv = tmp_path / "venv"
@@ -52,7 +53,7 @@ def test_the_wheel_ships_the_package_and_its_scripts_not_the_local_tooling(tmp_p
 
 def test_the_producer_imports_nothing_the_wheel_does_not_declare() -> None:
     probe = (
-        "import sys, smsgw.producer, smsgw.redrive; "
+        "import sys, smsgw.producer, smsgw.redrive, smsgw.status; "
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('aws_lambda_powertools', 'devstack', "
         "'mimsms_simulator', 'moto')); print(','.join(bad))"
     )

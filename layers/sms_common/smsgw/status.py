@@ -1,0 +1,91 @@
+"""Look up what became of a message: `sms-status REQUEST_ID` and `status_of(...)`, for producers.
+
+The status record as the contract describes it (README, "The status record"): the phone masked, the
+service's bookkeeping left out. The table is named directly or found from a deployed stack's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from smsgw.phone import mask
+from smsgw.producer import stack_outputs
+from smsgw.store import MessageStore
+
+# The attributes other systems may read (docs/contract.md); the rest is the service's own bookkeeping.
+CONTRACT_ATTRIBUTES = (
+    "request_id", "status", "phone", "message_id", "provider_status", "error_code", "error_message", "parts",
+    "encoding", "cost", "priority", "type", "campaign_id", "metadata", "attempts", "created_at", "sent_at",
+    "final_at",
+)  # fmt: skip
+
+
+def status_of(
+    request_id: str,
+    *,
+    table: str | None = None,
+    stack_name: str | None = None,
+    dynamodb: Any = None,
+    cloudformation: Any = None,
+) -> dict[str, Any] | None:
+    """The record of `request_id` (phone masked), or None when the service has no record of it (yet)."""
+    if table is None:
+        if stack_name is None:
+            raise ValueError("name the table (table) or the deployed stack (stack_name)")
+        outputs = stack_outputs(stack_name, cloudformation)
+        if "MessagesTableName" not in outputs:
+            raise LookupError(f"stack {stack_name} has no MessagesTableName output")
+        table = outputs["MessagesTableName"]
+    record = MessageStore(dynamodb or boto3.client("dynamodb"), table, retention_days=1).get(request_id)
+    if record is None:
+        return None
+    values = asdict(record)
+    view = {name: values[name] for name in CONTRACT_ATTRIBUTES if values.get(name) not in (None, {})}
+    view["status"] = str(record.status)
+    if record.phone:
+        view["phone"] = mask(record.phone)
+    return view
+
+
+def arguments() -> argparse.ArgumentParser:
+    """The console script's arguments, every one with its help text."""
+    parser = argparse.ArgumentParser(prog="sms-status", description="Show the status record of one SMS.")
+    parser.add_argument("request_id", help="the request_id the message was published with (or its SQS message id)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--table-name", help="the status table (stack output MessagesTableName)")
+    target.add_argument("--stack-name", help="a deployed stack; its MessagesTableName output is used")
+    parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
+    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments().parse_args(argv)
+    session = boto3.session.Session(region_name=args.region)
+    try:
+        found = status_of(
+            args.request_id,
+            table=args.table_name,
+            stack_name=args.stack_name,
+            dynamodb=session.client("dynamodb", endpoint_url=args.endpoint_url),
+            cloudformation=session.client("cloudformation", endpoint_url=args.endpoint_url),
+        )
+    except (BotoCoreError, ClientError, LookupError) as exc:
+        print(f"could not look it up: {exc}", file=sys.stderr)
+        return 2
+    if found is None:
+        print(f"no record of {args.request_id!r} (not received yet, or expired)", file=sys.stderr)
+        return 1
+    print(json.dumps(found, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
