@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -342,6 +343,57 @@ def test_a_message_dearer_than_the_balance_above_the_floor_does_not_flap_the_gat
     assert (summary.gate_open, summary.republished) == (True, 1)
     send(send_handler, *configured.queued_bodies())
     assert configured.record("big")["status"] == "sent"  # type: ignore[index]
+
+
+def test_a_message_scheduled_days_ahead_is_held_by_the_service_and_sent_once_when_due(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    runtime.sender()._clock = clock  # the send path on the test's clock too
+    due = clock.now + 3 * 86400  # three days ahead: past SQS's 15-minute delay, held in the work index
+    when = datetime.fromtimestamp(due, UTC).isoformat()
+    scheduled = body("sch-1", schedule_time=when)
+    assert send(send_handler, scheduled) == []
+    record = configured.record("sch-1")
+    assert record is not None
+    assert (record["status"], record["poll_work"]) == ("scheduled", WorkKind.SCHEDULED)
+    assert float(record["due_at"]) == pytest.approx(due, abs=0.001)
+    assert sends(simulator) == 0  # no provider call, and no capacity taken
+    assert configured.status_events() == []  # not a final state
+
+    clock.now = due - 60
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 0  # not due yet
+    assert configured.queued_bodies() == []
+
+    clock.now = due + 1
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 1
+    (published,) = configured.queued_bodies()
+    assert json.loads(published)["request_id"] == "sch-1"
+    # Published twice (a crash between the publish and the record's update): sent once.
+    assert send(send_handler, published) == []
+    assert send(send_handler, published) == []
+    assert sends(simulator) == 1
+    request = simulator.state.received[-1].body
+    assert "schedule_time" not in request  # MiM is asked to send now, in both dialects
+    record = configured.record("sch-1")
+    assert record is not None
+    assert (record["status"], record["attempts"]) == ("sent", 1)
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 0
+
+
+def test_a_scheduled_message_published_again_early_waits_in_its_queue_not_dropped(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    runtime.sender()._clock = clock
+    due = clock.now + 3600
+    scheduled = body("sch-2", schedule_time=datetime.fromtimestamp(due, UTC).isoformat())
+    assert send(send_handler, scheduled) == []
+    assert send(send_handler, scheduled) == []  # the producer publishes it again before it is due
+    (copy,) = configured.deferred()
+    assert copy.body["request_id"] == "sch-2"  # kept for its time, not acknowledged as a duplicate
+    assert sends(simulator) == 0
+    record = configured.record("sch-2")
+    assert record is not None
+    assert record["status"] == "scheduled"
 
 
 def test_the_balance_gate_holds_messages_without_losing_any(

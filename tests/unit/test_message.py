@@ -214,3 +214,18 @@ def test_the_request_carries_the_text_as_it_will_be_sent_and_its_parts() -> None
     exact = parse_request(body(message=curly), default_request_id="x", smart_encoding=False)
     assert exact.text == curly
     assert exact.segmentation.encoding == "ucs2"
+
+
+def test_a_schedule_is_checked_against_the_horizon_and_valid_until() -> None:
+    from datetime import timedelta
+
+    from smsgw.message import MAX_SCHEDULE_DAYS
+
+    soon = datetime.now(UTC) + timedelta(days=2)
+    assert parse_request(body(schedule_time=soon.isoformat()), default_request_id="x").schedule_time == soon
+    too_far = datetime.now(UTC) + timedelta(days=MAX_SCHEDULE_DAYS + 1)
+    with pytest.raises(InvalidRequest, match=f"more than {MAX_SCHEDULE_DAYS} days ahead"):
+        parse_request(body(schedule_time=too_far.isoformat()), default_request_id="x")
+    with pytest.raises(InvalidRequest, match="valid_until is before schedule_time"):
+        parse_request(body(schedule_time=soon.isoformat(), valid_until=(soon - timedelta(hours=1)).isoformat()),
+                      default_request_id="x")  # fmt: skip

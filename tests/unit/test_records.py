@@ -44,7 +44,8 @@ def test_a_status_outside_the_contract_is_refused() -> None:
 
 
 def test_deferred_work_has_one_shape_and_its_kind_says_where_it_waits() -> None:
-    assert {kind for kind in WorkKind if kind.on_record} == {WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD}
+    on_record = {WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD, WorkKind.SCHEDULED}
+    assert {kind for kind in WorkKind if kind.on_record} == on_record
     # A message in its queue carries the same two fields as message attributes ...
     attributes = {"work": {"stringValue": "turn"}, "due_at": {"stringValue": "1764000061.250"}}
     assert work_of(attributes) == DueWork(WorkKind.TURN, 1764000061.25)

@@ -46,6 +46,7 @@ FIELDS = frozenset(
     }
 )
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+MAX_SCHEDULE_DAYS = 30  # how far ahead a message may be scheduled (the service holds it until then)
 
 
 def bounded(text: str, limit: int = MAX_ERROR_MESSAGE_CHARS) -> str:
@@ -273,6 +274,15 @@ def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = 
                 times[name] = parse_schedule_time(data[name], name)
             except ValueError as exc:
                 raise InvalidRequest("invalid_request", str(exc), request_id) from None
+
+    schedule_time, valid_until = times["schedule_time"], times["valid_until"]
+    if schedule_time is not None:
+        if schedule_time > datetime.now(UTC) + timedelta(days=MAX_SCHEDULE_DAYS):
+            raise InvalidRequest("invalid_request", f"schedule_time is more than {MAX_SCHEDULE_DAYS} days ahead",
+                                 request_id)  # fmt: skip
+        if valid_until is not None and valid_until < schedule_time:
+            raise InvalidRequest("invalid_request", "valid_until is before schedule_time: it could never be sent",
+                                 request_id)  # fmt: skip
 
     return SmsRequest(
         request_id=request_id,

@@ -4,6 +4,7 @@ Each run, oldest work first and within a time budget that ends well before the L
 1. balance: read it, emit it, open or close the gate against the floor (a closed one opens at what the
    waiting messages need, which may be more);
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
+   scheduled messages: publish them to their queue when their time has come;
 3. maybe-sent messages past their grace period, and attempts that ended without recording an outcome
    (in flight past their lease and the grace): `unknown` with `outcome_unknown` (README policy);
 4. delivery reports for `sent` messages that are due, several at a time, with the capacity the
@@ -49,6 +50,7 @@ class PollSummary:
     balance_needed: float | None = None  # what opens the gate: the floor, or a refused message's price
     gate_open: bool | None = None
     republished: int = 0
+    scheduled_published: int = 0
     resolved_unknown_outcome: int = 0
     reports_checked: int = 0
     delivered: int = 0
@@ -103,6 +105,7 @@ class Poller:
             self._check_balance(credentials, summary)
         if self._gate.enabled and self._gate.is_open():
             self._republish_held(deadline, summary)
+        self._publish_scheduled(deadline, summary)
         self._resolve_maybe_sent(deadline, summary)
         if credentials is not None:
             self._poll_reports(credentials, deadline, summary)
@@ -156,12 +159,32 @@ class Poller:
                 logger.error("held record without its message body; left for an operator", extra={
                     "request_id": item.request_id})  # fmt: skip
                 continue
-            body = pin_request_id(item.payload, item.request_id)  # the same request, whatever the producer sent
-            high = item.priority == "high" and self._settings.priority_queue_url
-            queue = self._settings.priority_queue_url if high else self._settings.send_queue_url
-            self._sqs.send_message(QueueUrl=queue, MessageBody=body)
+            self._publish(item, pin_request_id(item.payload, item.request_id))  # the same request, always
             self._store.republished(item.request_id, now=self._clock())
             summary.republished += 1
+
+    def _publish_scheduled(self, deadline: float, summary: PollSummary) -> None:
+        """Scheduled messages whose time has come go to their queue, as a producer would publish them; their
+        delivery claims them (a closed gate holds them then, like any other). Days ahead cost nothing here:
+        the work index holds them, not SQS."""
+        for item in self._store.due(WorkKind.SCHEDULED, self._clock()):
+            if self._clock() >= deadline:
+                summary.stopped_early = "time"
+                return
+            if item.payload is None:  # schedule() always writes the body: this record was changed by hand
+                logger.error("scheduled record without its message body; left for an operator", extra={
+                    "request_id": item.request_id})  # fmt: skip
+                continue
+            # As for held messages: publish, then take it off the index; a crash in between publishes it
+            # twice, and the claim on request_id makes the second copy a duplicate.
+            self._publish(item, pin_request_id(item.payload, item.request_id))
+            self._store.scheduled_published(item.request_id, now=self._clock())
+            summary.scheduled_published += 1
+
+    def _publish(self, item: StatusRecord, body: str) -> None:
+        high = item.priority == "high" and self._settings.priority_queue_url
+        queue = self._settings.priority_queue_url if high else self._settings.send_queue_url
+        self._sqs.send_message(QueueUrl=queue, MessageBody=body)
 
     # --- 3. maybe-sent messages -------------------------------------------------------------
     def _resolve_maybe_sent(self, deadline: float, summary: PollSummary) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 
 class Status(StrEnum):
-    """The record's `status` (the contract): sending -> sent -> delivered / failed / unknown."""
+    """The record's `status` (the contract): (scheduled ->) sending -> sent -> delivered / failed / unknown."""
 
+    SCHEDULED = "scheduled"  # held by the service until its schedule_time; no provider call yet
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
@@ -43,6 +44,7 @@ class WorkKind(StrEnum):
     REPORT = "report"  # look up the delivery report
     UNRESOLVED = "unresolved"  # a maybe-sent outcome to resolve after its grace period
     HELD = "held"  # publish the held message again once the gate opens
+    SCHEDULED = "scheduled"  # publish the scheduled message again at its schedule_time
     # Carried by the message itself, back in its queue with a delay; the send function does them.
     TURN = "turn"  # its turn in its lane's queue for capacity (smsgw.limiter)
     RETRY = "retry"  # again after a throttle answer or a not-sent failure
@@ -52,7 +54,7 @@ class WorkKind(StrEnum):
         return self in RECORD_WORK
 
 
-RECORD_WORK = frozenset({WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD})
+RECORD_WORK = frozenset({WorkKind.REPORT, WorkKind.UNRESOLVED, WorkKind.HELD, WorkKind.SCHEDULED})
 
 
 @dataclass(frozen=True)

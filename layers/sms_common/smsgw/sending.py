@@ -31,7 +31,7 @@ from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, outage_si
 from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store import Claim, MessageStore, iso
 
-Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred"]
+Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred", "scheduled"]
 # Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
 SETUP_ERRORS = frozenset({"authentication_failed", "ip_not_allowed", "credentials_unavailable", "missing_sender_id"})
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
@@ -46,6 +46,7 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "maybe_sent": "MaybeSent",
     "held": "MessagesHeld",
     "deferred": "MessagesDeferred",
+    "scheduled": "MessagesScheduled",
 }
 
 
@@ -105,7 +106,11 @@ class Inbound:
         if self.request.valid_until is not None:
             limits.append(self.request.valid_until.timestamp())
         if max_age and self.published_at is not None:
-            limits.append(self.published_at + max_age)
+            # A scheduled message's age counts from its schedule_time: it was meant to wait until then.
+            start = self.published_at
+            if self.request.schedule_time is not None:
+                start = max(start, self.request.schedule_time.timestamp())
+            limits.append(start + max_age)
         return min(limits) if limits else None
 
     @property
@@ -146,6 +151,9 @@ class Sender:
         self._gate = gate
         self._clock = clock
 
+    def now(self) -> float:
+        return self._clock()
+
     def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
         inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self._settings.smart_encoding)
         return self.handle(inbound, lease_until, gate_open=gate_open)
@@ -160,6 +168,8 @@ class Sender:
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
             return self.expire(inbound, lease_until)
+        if scheduled_later(inbound, self._clock()):
+            return self._schedule(request, body, deadline, log)
         if not gate_open:
             claim = self._claim(request, lease_until, sqs_message_id)
             if claim.token is None:
@@ -207,6 +217,21 @@ class Sender:
             return replace(held, provider_reached=True)
         return self._settle(request, token, claim.attempts, result, log)
 
+    def _schedule(self, request: SmsRequest, body: str, deadline: float | None, log: dict[str, Any]) -> RecordResult:
+        """Due later: recorded as `scheduled`, the body kept (its request_id and deadline written in), and
+        published again by poll_status when due, however far ahead. No provider call, no capacity taken."""
+        parked = pin_request_id(body, request.request_id, deadline)
+        existing = self._store.schedule(request, now=self._clock(), payload=parked)
+        if existing is not None and existing.status == Status.SCHEDULED:
+            # A copy of a message still scheduled (published early, or by the producer twice): acknowledging
+            # it could drop the one copy poll_status published; it waits in its queue until due instead.
+            assert request.schedule_time is not None
+            return RecordResult(request.request_id, "deferred", "scheduled", retry_at=request.schedule_time.timestamp())
+        if existing is not None:
+            return self._duplicate(request, existing, log)
+        logger.info("sms scheduled", extra={**log, "schedule_time": str(request.schedule_time)})
+        return RecordResult(request.request_id, "scheduled")
+
     def expire(self, inbound: Inbound, lease_until: float) -> RecordResult:
         """Past its valid_until (or the maximum age), or would be before capacity comes: `failed` / `expired`."""
         assert inbound.request is not None
@@ -253,7 +278,6 @@ class Sender:
             priority=request.priority,
             transactional=request.type == "transactional",
             campaign_id=request.campaign_id,
-            schedule_time=request.schedule_time,
         )
 
     def _retry_with_fresh_credentials(
@@ -427,16 +451,16 @@ DUE_TOLERANCE_SECONDS = 1.0
 def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, DueWork]:
     """Take capacity for the records that will call the provider, OTPs first, earlier turns first.
 
-    Returns the records that wait (SQS message id -> what they wait for); the rest may call. Invalid
-    and expired records make no call and take nothing; a record back before its turn waits on, unasked
-    (a retry asks: the limiter knows best how long a throttle or an outage lasts). Refused records wait
-    for the turn the limiter gives them (or retry when it gave none).
+    Returns the records that wait (SQS message id -> what they wait for); the rest may call. Invalid,
+    expired and scheduled-for-later records make no call and take nothing; a record back before its
+    turn waits on, unasked (a retry asks: the limiter knows best how long a throttle or an outage
+    lasts). Refused records wait for the turn the limiter gives them (or retry when it gave none).
     """
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
     waiting: dict[str, DueWork] = {}
     for item in inbound:
         deadline = item.deadline(max_age) if item.request is not None else None
-        if item.request is None or (deadline is not None and now >= deadline):
+        if item.request is None or (deadline is not None and now >= deadline) or scheduled_later(item, now):
             continue
         turn = _turn(item)
         if turn is not None and turn > now + DUE_TOLERANCE_SECONDS:
@@ -454,6 +478,12 @@ def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float
                     DueWork(WorkKind.TURN, turn) if turn is not None else _retry(item, grant.retry_at)
                 )
     return waiting
+
+
+def scheduled_later(item: Inbound, now: float) -> bool:
+    """Whether the message is due after now (beyond the tolerance for SQS's whole-second delays)."""
+    schedule = item.request.schedule_time if item.request is not None else None
+    return schedule is not None and schedule.timestamp() > now + DUE_TOLERANCE_SECONDS
 
 
 def _turn(item: Inbound) -> float | None:
@@ -507,7 +537,7 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
     max_age = runtime.settings().max_message_age_seconds
-    waiting = admit(candidates, limiter, max_age, time.time()) if gate_open else {}
+    waiting = admit(candidates, limiter, max_age, sender.now()) if gate_open else {}
 
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in waiting:

@@ -155,8 +155,11 @@ class MessageStore:
         sets.update({name: value for name, value in optional.items() if value is not None})
         claimed, item = self._transition(
             request.request_id,
-            when="attribute_not_exists(request_id) OR (#status = :sending AND attempt_state IN (:released, :held))",
+            # A scheduled record is taken when its message comes back due (the send path checks the time).
+            when="attribute_not_exists(request_id) OR #status = :scheduled"
+            " OR (#status = :sending AND attempt_state IN (:released, :held))",
             when_values={
+                ":scheduled": Status.SCHEDULED,
                 ":sending": Status.SENDING,
                 ":released": AttemptState.RELEASED,
                 ":held": AttemptState.HELD,
@@ -169,6 +172,45 @@ class MessageStore:
         if not claimed:
             return Claim(token=None, existing=StatusRecord.from_item(item) if item else None)
         return Claim(token=token, attempts=int(item.get("attempts", 1)))
+
+    def schedule(self, request: SmsRequest, *, now: float, payload: str) -> StatusRecord | None:
+        """Record a message due later as `scheduled`, its body kept, in the work index at its schedule_time.
+
+        No provider call and no claim: poll_status publishes it again when it is due, and that delivery
+        claims it like any other. Returns None when it was recorded; else the record this request_id
+        already has (a duplicate, however early or late)."""
+        assert request.schedule_time is not None
+        item = {
+            "request_id": request.request_id,
+            "status": Status.SCHEDULED,
+            "phone": request.phone,
+            "parts": request.segmentation.parts,
+            "encoding": request.segmentation.encoding,
+            "priority": request.priority,
+            "type": request.type,
+            "metadata": request.metadata,
+            "schedule_time": request.schedule_time.isoformat(),
+            "payload": payload,
+            "attempts": 0,
+            "created_at": iso(now),
+            "updated_at": iso(now),
+            TTL_ATTRIBUTE: int(request.schedule_time.timestamp()) + self._retention_seconds,
+            **_pending(DueWork(WorkKind.SCHEDULED, request.schedule_time.timestamp())),
+        }
+        item.update({k: v for k, v in (("sender_id", request.sender_id), ("campaign_id", request.campaign_id)) if v})
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=_values(item),
+                ConditionExpression="attribute_not_exists(request_id)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            existing = exc.response.get("Item")
+            return StatusRecord.from_item(_from_dynamo(existing)) if existing else self.get(request.request_id)
+        return None
 
     def record_invalid(
         self, request_id: str, error_code: str, error_message: str, *, now: float, sqs_message_id: str
@@ -418,6 +460,16 @@ class MessageStore:
                 ":now": _number(now),
             },
             remove=(WORK, DUE, "lease_until"),
+        )
+
+    def scheduled_published(self, request_id: str, *, now: float) -> bool:
+        """A scheduled message was published again, due: off the work queue; its delivery claims it."""
+        return self._update(
+            request_id,
+            {"updated_at": iso(now)},
+            "#status = :scheduled",
+            {":scheduled": Status.SCHEDULED},
+            remove=(WORK, DUE),
         )
 
     def republished(self, request_id: str, *, now: float) -> bool:

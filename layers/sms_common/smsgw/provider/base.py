@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Protocol
 
 from smsgw.credentials import Credentials
@@ -41,7 +40,6 @@ class OutboundSms:
     priority: str = "normal"
     transactional: bool = True
     campaign_id: str | None = None
-    schedule_time: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from smsgw.credentials import Credentials
-from smsgw.message import DHAKA
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
@@ -84,8 +83,6 @@ class GenericProvider:
             "message": sms.text,
             "priority": sms.priority,
         }
-        if sms.schedule_time is not None:
-            payload["schedule_time"] = sms.schedule_time.astimezone(DHAKA).strftime("%Y-%m-%d %H:%M:%S")
         try:
             response = self._http.post_json(f"{self._base_url}/send-sms", payload)
         except TransportError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from smsgw.credentials import Credentials
@@ -32,10 +31,6 @@ STATUS_CODES: dict[str, tuple[Outcome, str]] = {
     "429": (Outcome.THROTTLED, "rate_limited"),
     "500": (Outcome.MAYBE_SENT, "provider_error"),
 }
-
-
-def _schedule_is_future(sms: OutboundSms) -> bool:
-    return sms.schedule_time is not None and sms.schedule_time > datetime.now(UTC)
 
 
 class OfficialProvider:
@@ -79,12 +74,6 @@ class OfficialProvider:
                 Outcome.PERMANENT,
                 error_code="invalid_request",
                 error_message="campaign_id is required for promotional messages in the official MiM API",
-            )
-        if _schedule_is_future(sms):
-            return SendResult(
-                Outcome.PERMANENT,
-                error_code="schedule_not_supported",
-                error_message="schedule_time in the future is not supported by the official MiM API",
             )
         payload = {
             "UserName": credentials.username,
