@@ -104,8 +104,8 @@ class Poller:
         if credentials is not None:
             self._check_balance(credentials, summary)
         if self._gate.enabled and self._gate.is_open():
-            self._republish_held(deadline, summary)
-        self._publish_scheduled(deadline, summary)
+            summary.republished = self._publish_due(WorkKind.HELD, deadline, summary)
+        summary.scheduled_published = self._publish_due(WorkKind.SCHEDULED, deadline, summary)
         self._resolve_maybe_sent(deadline, summary)
         if credentials is not None:
             self._poll_reports(credentials, deadline, summary)
@@ -147,39 +147,25 @@ class Poller:
             logger.warning("balance gate stays closed", extra={"balance": result.balance, "needed": needed})
         summary.gate_open = result.balance >= needed
 
-    # --- 2. held messages -------------------------------------------------------------------
-    def _republish_held(self, deadline: float, summary: PollSummary) -> None:
-        for item in self._store.due(WorkKind.HELD, self._clock()):
+    # --- 2. held and scheduled messages -----------------------------------------------------
+    def _publish_due(self, kind: WorkKind, deadline: float, summary: PollSummary) -> int:
+        """Held messages (the gate is open again) and scheduled ones (their time has come) whose work is due
+        go back to their queue, as the same request; their delivery claims them. Returns how many."""
+        published = 0
+        for item in self._store.due(kind, self._clock()):
             if self._clock() >= deadline:
                 summary.stopped_early = "time"
-                return
+                break
+            if item.payload is None:  # hold() and schedule() always keep the body: changed by hand
+                logger.error("record without its message body; left for an operator",
+                             extra={"request_id": item.request_id, "work": str(kind)})  # fmt: skip
+                continue
             # Publish first, then take it off the work queue: a crash in between publishes it twice,
             # and the claim on request_id makes the second copy a harmless duplicate.
-            if item.payload is None:  # hold() always writes the body: this record was changed by hand
-                logger.error("held record without its message body; left for an operator", extra={
-                    "request_id": item.request_id})  # fmt: skip
-                continue
-            self._publish(item, pin_request_id(item.payload, item.request_id))  # the same request, always
-            self._store.republished(item.request_id, now=self._clock())
-            summary.republished += 1
-
-    def _publish_scheduled(self, deadline: float, summary: PollSummary) -> None:
-        """Scheduled messages whose time has come go to their queue, as a producer would publish them; their
-        delivery claims them (a closed gate holds them then, like any other). Days ahead cost nothing here:
-        the work index holds them, not SQS."""
-        for item in self._store.due(WorkKind.SCHEDULED, self._clock()):
-            if self._clock() >= deadline:
-                summary.stopped_early = "time"
-                return
-            if item.payload is None:  # schedule() always writes the body: this record was changed by hand
-                logger.error("scheduled record without its message body; left for an operator", extra={
-                    "request_id": item.request_id})  # fmt: skip
-                continue
-            # As for held messages: publish, then take it off the index; a crash in between publishes it
-            # twice, and the claim on request_id makes the second copy a duplicate.
             self._publish(item, pin_request_id(item.payload, item.request_id))
-            self._store.scheduled_published(item.request_id, now=self._clock())
-            summary.scheduled_published += 1
+            self._store.published_again(item.request_id, kind, now=self._clock())
+            published += 1
+        return published
 
     def _publish(self, item: StatusRecord, body: str) -> None:
         high = item.priority == "high" and self._settings.priority_queue_url

@@ -52,6 +52,16 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(value, 4)))
 
 
+# The records poll_status publishes again when their work is due, and the state each must still be in.
+_PUBLISHED_FROM: dict[WorkKind, tuple[str, dict[str, Any]]] = {
+    WorkKind.HELD: (
+        "#status = :sending AND attempt_state = :held",
+        {":sending": Status.SENDING, ":held": AttemptState.HELD},
+    ),
+    WorkKind.SCHEDULED: ("#status = :scheduled", {":scheduled": Status.SCHEDULED}),
+}
+
+
 def _pending(work: DueWork) -> dict[str, Any]:
     """The attributes that put `work` in the record's work index."""
     if not work.kind.on_record:
@@ -198,6 +208,14 @@ class MessageStore:
             **_pending(DueWork(WorkKind.SCHEDULED, request.schedule_time.timestamp())),
         }
         item.update({k: v for k, v in (("sender_id", request.sender_id), ("campaign_id", request.campaign_id)) if v})
+        existing = self._create(item)
+        if existing is None:
+            return None
+        return StatusRecord.from_item(existing) if existing else self.get(request.request_id)
+
+    def _create(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Put `item` only if its request_id has no record yet: None when created, else that record ({} if
+        DynamoDB did not return it)."""
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -208,8 +226,7 @@ class MessageStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            existing = exc.response.get("Item")
-            return StatusRecord.from_item(_from_dynamo(existing)) if existing else self.get(request.request_id)
+            return _from_dynamo(exc.response.get("Item") or {})
         return None
 
     def record_invalid(
@@ -229,17 +246,7 @@ class MessageStore:
             "sqs_message_id": sqs_message_id,
             TTL_ATTRIBUTE: int(now) + self._retention_seconds,
         }
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=_values(item),
-                ConditionExpression="attribute_not_exists(request_id)",
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._create(item) is None
 
     def _update(
         self,
@@ -462,25 +469,10 @@ class MessageStore:
             remove=(WORK, DUE, "lease_until"),
         )
 
-    def scheduled_published(self, request_id: str, *, now: float) -> bool:
-        """A scheduled message was published again, due: off the work queue; its delivery claims it."""
-        return self._update(
-            request_id,
-            {"updated_at": iso(now)},
-            "#status = :scheduled",
-            {":scheduled": Status.SCHEDULED},
-            remove=(WORK, DUE),
-        )
-
-    def republished(self, request_id: str, *, now: float) -> bool:
-        """A held message was published again: take it off the work queue; it stays claimable."""
-        return self._update(
-            request_id,
-            {"updated_at": iso(now)},
-            "#status = :sending AND attempt_state = :held",
-            {":sending": Status.SENDING, ":held": AttemptState.HELD},
-            remove=(WORK, DUE),
-        )
+    def published_again(self, request_id: str, kind: WorkKind, *, now: float) -> bool:
+        """A held or scheduled message was published again: off the work queue; its delivery claims it."""
+        when, values = _PUBLISHED_FROM[kind]
+        return self._update(request_id, {"updated_at": iso(now)}, when, values, remove=(WORK, DUE))
 
     def get(self, request_id: str) -> StatusRecord | None:
         response = self._client.get_item(
