@@ -35,10 +35,10 @@ def _worker(plan: LoadPlan, worker: int, clock: Any, barrier: Any, results: Any)
         endpoint_url=plan.endpoint,
         region_name="ap-southeast-1",
         aws_access_key_id="local",
-        aws_secret_access_key="local",  # noqa: S106 - moto accepts any key
+        aws_secret_access_key="local",  # noqa: S106  # nosec B106  # moto accepts any key
     )
     limiter = RateLimiter(client, plan.table, parse_rate_limits(plan.limits), clock=lambda: clock.value)
-    rng = random.Random(worker)  # load shape, not security
+    rng = random.Random(worker)  # nosec B311  # the load's shape, not a secret
     grants = []
     for _ in range(plan.rounds):
         barrier.wait()  # the round's time is set

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-import subprocess
+import subprocess  # nosec B404  # starts our own servers, argument lists only
 import sys
 import time
 import urllib.request
@@ -23,7 +23,7 @@ class MotoServer:
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> MotoServer:
-        self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        self._process = subprocess.Popen(  # noqa: S603  # nosec B603  # our own interpreter and module
             # moto with atomic item writes (devstack.atomic_moto): several processes share this DynamoDB.
             [sys.executable, "-m", "devstack.atomic_moto", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
@@ -37,7 +37,7 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto server exited with {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310 - loopback
+                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=1):  # noqa: S310  # nosec B310  # an http URL on loopback we built
                     return self
             except OSError:
                 time.sleep(0.1)
@@ -71,7 +71,7 @@ class SimulatorProcess:
 
     def __enter__(self) -> SimulatorProcess:
         command = [sys.executable, "-m", "mimsms_simulator", "--port", str(self.port), *self._args]
-        self._process = subprocess.Popen(  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603  # nosec B603  # our own interpreter and module
             command,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-local-run.log"  # noqa: S108 - a log only
+    log_path = Path(tempfile.gettempdir()) / "sms-gateway-local-run.log"
     try:
         run = Run(stack, args.verbose, log_path)
         if not args.verbose:

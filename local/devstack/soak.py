@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -61,7 +62,7 @@ class _Endpoint:
 
 def _prepare(spec: ProcessSpec) -> None:
     os.environ.update(spec.environment)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+    os.environ.update({"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})  # nosec B105  # moto accepts any key
     from smsgw.observability import logger
 
     log = open(spec.log_path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
@@ -221,7 +222,7 @@ def running(
         stack.environment.update(environment or {})
         if before_start is not None:
             before_start(stack)
-        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / "sms-gateway-soak.log"  # noqa: S108 - a log only
+        log_path = Path(tempfile.gettempdir()) / "sms-gateway-soak.log"
         log_path.write_text("")
         context = multiprocessing.get_context("spawn")
         stop, ready = context.Event(), context.Semaphore(0)
@@ -315,7 +316,8 @@ def otp_behind_backlog(
         sqs = stack.client("sqs")
         bulk = [json.dumps({**m, "priority": "normal"}) for m in campaign(backlog, otp_every=backlog)]  # no OTP
         queue = stack.queue_for(bulk[0])
-        assert queue == stack.event_source.queue_url, "the backlog belongs on the normal send queue"
+        if queue != stack.event_source.queue_url:
+            raise RuntimeError("the backlog belongs on the normal send queue")
         for start in range(0, len(bulk), 10):
             entries = [{"Id": str(n), "MessageBody": b} for n, b in enumerate(bulk[start : start + 10])]
             sqs.send_message_batch(QueueUrl=queue, Entries=entries)

@@ -87,7 +87,7 @@ class Deferrer:
         self._max_delay = max_delay
         self._base_spread = base_spread  # seconds: a slice of the shortest rate window, scaled per deferral
         self._clock = clock
-        self._rng = rng or random.Random()  # jitter, not security
+        self._rng = rng or random.Random()  # nosec B311  # jitter that spreads retries, not a secret
 
     def due_at(self, retry_at: float, deferrals: int, priority: Priority) -> float:
         """When a retry comes back: at `retry_at`, plus jitter that widens with each earlier deferral."""

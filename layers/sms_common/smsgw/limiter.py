@@ -262,8 +262,9 @@ class RateLimiter:
         item = self._client.get_item(TableName=self._table, Key={"name": {"S": LIMITER_KEY}}, ConsistentRead=True)
         return LimiterState.from_item(item.get("Item"))
 
-    def _write(self, expected: LimiterState, new: LimiterState) -> LimiterState | None:
-        """Store `new` if the item is still at `expected`'s version; else return the item as it is now."""
+    def _write(self, expected: LimiterState, new: LimiterState) -> tuple[bool, LimiterState]:
+        """Store `new` if the item is still at `expected`'s version: (True, as stored); else (False, the
+        item as it is now)."""
         self.writes += 1
         stored = replace(new, version=expected.version + 1)
         try:
@@ -282,10 +283,11 @@ class RateLimiter:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            self._state = LimiterState.from_item(exc.response.get("Item"))
-            return None
+            current = LimiterState.from_item(exc.response.get("Item"))
+            self._state = current
+            return False, current
         self._state = stored
-        return stored
+        return True, stored
 
     # --- what callers use ------------------------------------------------------------------------
     def acquire(self, lane: Lane, n: int = 1, *, due: int = 0) -> Grant:
@@ -314,10 +316,9 @@ class RateLimiter:
             turns, new = self._queue(lane, new, now, granted=granted, refused=n - granted)
             if new == state:
                 return Grant(0, self.retry_at(lane, state, now))
-            stored = self._write(state, new)
-            if stored is None:
-                assert self._state is not None
-                state, fresh = self._state, True
+            written, stored = self._write(state, new)
+            if not written:
+                state, fresh = stored, True
                 continue
             return Grant(granted, now if granted == n else self.retry_at(lane, stored, now), turns)
         # Contention beyond reason: grant nothing rather than risk the account's limit.
@@ -401,11 +402,9 @@ class RateLimiter:
             new = change(state, self._clock())
             if new is None or new == state:
                 return None
-            stored = self._write(state, new)
-            if stored is not None:
-                return stored
-            assert self._state is not None
-            state = self._state
+            written, state = self._write(state, new)
+            if written:
+                return state
         return None
 
     def claim_balance_check(self, every: float) -> bool:

@@ -99,9 +99,17 @@ class Inbound:
         attributes = record.get("messageAttributes")
         return replace(inbound, deferrals=deferrals_of(attributes), work=work_of(attributes))
 
+    @property
+    def sms(self) -> SmsRequest:
+        """The request of a record that parsed as one (the only records the send path asks for it)."""
+        if self.request is None:
+            raise ValueError(f"record {self.sqs_message_id} carries no send request")
+        return self.request
+
     def deadline(self, max_age: int) -> float | None:
         """The moment after which this message must not be sent: valid_until, or the default maximum age."""
-        assert self.request is not None
+        if self.request is None:
+            return None
         limits = []
         if self.request.valid_until is not None:
             limits.append(self.request.valid_until.timestamp())
@@ -159,15 +167,14 @@ class Sender:
         return self.handle(inbound, lease_until, gate_open=gate_open)
 
     def handle(self, inbound: Inbound, lease_until: float, *, gate_open: bool = True) -> RecordResult:
-        if inbound.request is None:
-            assert inbound.invalid is not None
+        if inbound.invalid is not None:
             return self._reject(inbound.invalid, inbound.sqs_message_id)
-        request, body, sqs_message_id = inbound.request, inbound.body, inbound.sqs_message_id
+        request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
-            return self.expire(inbound, lease_until)
+            return self.expire(request, sqs_message_id, lease_until)
         if scheduled_later(inbound, self._clock()):
             return self._schedule(request, body, deadline, log)
         if not gate_open:
@@ -225,19 +232,17 @@ class Sender:
         if existing is not None and existing.status == Status.SCHEDULED:
             # A copy of a message still scheduled (published early, or by the producer twice): acknowledging
             # it could drop the one copy poll_status published; it waits in its queue until due instead.
-            assert request.schedule_time is not None
-            return RecordResult(request.request_id, "deferred", "scheduled", retry_at=request.schedule_time.timestamp())
+            due = request.schedule_time.timestamp() if request.schedule_time is not None else self._clock()
+            return RecordResult(request.request_id, "deferred", "scheduled", retry_at=due)
         if existing is not None:
             return self._duplicate(request, existing, log)
         logger.info("sms scheduled", extra={**log, "schedule_time": str(request.schedule_time)})
         return RecordResult(request.request_id, "scheduled")
 
-    def expire(self, inbound: Inbound, lease_until: float) -> RecordResult:
+    def expire(self, request: SmsRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
         """Past its valid_until (or the maximum age), or would be before capacity comes: `failed` / `expired`."""
-        assert inbound.request is not None
-        request = inbound.request
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
-        claim = self._claim(request, lease_until, inbound.sqs_message_id)
+        claim = self._claim(request, lease_until, sqs_message_id)
         if claim.token is None:
             return self._duplicate(request, claim.existing, log)
         now = self._clock()
@@ -408,14 +413,12 @@ class Sender:
         return RecordResult(request_id, "invalid", exc.code)
 
     def _duplicate(self, request: SmsRequest, existing: StatusRecord | None, log: dict[str, Any]) -> RecordResult:
-        abandoned = (
+        if (
             existing is not None
             and existing.status == Status.SENDING
             and existing.attempt_state == AttemptState.IN_FLIGHT
             and existing.lease_until < self._clock()
-        )
-        if abandoned:
-            assert existing is not None
+        ):
             # An earlier invocation claimed it and ended without a word (timeout, crash): it may have sent it.
             self._mark_maybe_sent(
                 request.request_id,
@@ -493,16 +496,14 @@ def _turn(item: Inbound) -> float | None:
 
 def _retry(item: Inbound, retry_at: float) -> DueWork:
     """A retry from `retry_at` on, with the jitter that spreads retries."""
-    assert item.request is not None
-    return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.request.priority))
+    return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.sms.priority))
 
 
 def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
-    assert item.request is not None
-    request = item.request
+    request = item.sms
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
     if deadline is not None and work.due_at >= deadline:  # it would come back too late: never sent late
-        return runtime.sender().expire(item, lease_until)
+        return runtime.sender().expire(request, item.sqs_message_id, lease_until)
     delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, work, item.deferrals, deadline)
     logger.info(
         "no capacity now; the message waits in its queue",

@@ -189,7 +189,8 @@ class MessageStore:
         No provider call and no claim: poll_status publishes it again when it is due, and that delivery
         claims it like any other. Returns None when it was recorded; else the record this request_id
         already has (a duplicate, however early or late)."""
-        assert request.schedule_time is not None
+        if request.schedule_time is None:
+            raise ValueError("only a message with a schedule_time can be scheduled")
         item = {
             "request_id": request.request_id,
             "status": Status.SCHEDULED,
