@@ -5,6 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SAM_VENV := .venv-sam
+SCAN_VENV := .venv-scan
 BIN := $(VENV)/bin
 SAM := $(SAM_VENV)/bin/sam
 # The Lambda runtime's Python, for `sam build` (template.yaml names python3.13): the first python3.13 on
@@ -18,6 +19,8 @@ BUILD_SOURCES := template.yaml $(shell find functions layers -type f \( -name '*
 	-o -name Makefile \) -not -path '*/__pycache__/*' 2>/dev/null)
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= ap-southeast-1
+# The samconfig.toml section `make deploy` reads and writes: one per stage (docs/operations.md).
+CONFIG_ENV ?= default
 
 $(BIN)/.installed: requirements-dev.txt layers/dependencies/requirements.txt pyproject.toml local/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +33,12 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
 	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
+	touch $@
+
+$(SCAN_VENV)/.installed: requirements-scan.txt
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install --quiet --upgrade pip
+	$(SCAN_VENV)/bin/pip install --quiet -r requirements-scan.txt
 	touch $@
 
 .PHONY: help
@@ -60,7 +69,7 @@ test: $(BIN)/.installed ## Run the test suite (unit, integration with moto and t
 	$(BIN)/pytest
 
 .PHONY: lint
-lint: $(BIN)/.installed $(SAM_VENV)/.installed ## ruff, ruff format --check, mypy, sam validate (+ --lint), cfn-lint
+lint: $(BIN)/.installed $(SAM_VENV)/.installed scan ## ruff, ruff format --check, mypy, sam validate (+ --lint), cfn-lint, scan
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -68,6 +77,11 @@ lint: $(BIN)/.installed $(SAM_VENV)/.installed ## ruff, ruff format --check, myp
 	$(SAM) validate --template template.yaml --region $(AWS_DEFAULT_REGION)
 	$(SAM) validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
 	$(BIN)/cfn-lint template.yaml
+
+.PHONY: scan
+scan: $(SCAN_VENV)/.installed ## checkov on the template, bandit on the code: 0 findings (each skip says why, where it is)
+	$(SCAN_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
+	$(SCAN_VENV)/bin/bandit --quiet --configfile pyproject.toml --recursive layers functions local
 
 .PHONY: format
 format: $(BIN)/.installed ## Format and auto-fix the code
@@ -81,9 +95,9 @@ build: $(SAM_VENV)/.installed ## sam build (uses the runtime's Python, no contai
 	PATH="$(BUILD_PYTHON_DIR):$$PATH" $(SAM) build --template template.yaml
 
 .PHONY: deploy
-deploy: build ## sam deploy (guided the first time, then from samconfig.toml)
-	@if grep -q '^\[default.deploy' samconfig.toml 2>/dev/null && [ -z "$(GUIDED)" ]; then \
-		$(SAM) deploy; else $(SAM) deploy --guided; fi
+deploy: build ## sam deploy (guided the first time, then from samconfig.toml); CONFIG_ENV=prod for another stage's section
+	@if grep -q '^\[$(CONFIG_ENV).deploy' samconfig.toml 2>/dev/null && [ -z "$(GUIDED)" ]; then \
+		$(SAM) deploy --config-env $(CONFIG_ENV); else $(SAM) deploy --guided --config-env $(CONFIG_ENV); fi
 
 .PHONY: bench
 bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets; ARGS="--dialect generic" for the other dialect

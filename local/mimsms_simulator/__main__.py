@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> None:
         default="100/60,1000/3600,10000/86400",
         help="the account's limits, count/seconds, comma-separated",
     )
+    parser.add_argument(
+        "--allow-ip",
+        action="append",
+        metavar="ADDRESS",
+        help="answer 'IP Black List' to callers from any other address, as MiM does (repeatable; default: allow all)",
+    )
     for kind in FAULTS:
         parser.add_argument(f"--{kind.replace('_', '-')}-rate", type=float, default=0.0, help=f"share of {kind}")
     args = parser.parse_args(argv)
@@ -34,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     limits = tuple((int(count), int(seconds)) for count, seconds in pairs)
     state = ProviderState(rate_limits=limits, delivery_delay=args.delivery_delay)
     state.faults.latency = args.latency
+    state.allowed_ips = set(args.allow_ip) if args.allow_ip else None
     state.add_account(Account(args.username, args.api_key, args.password, args.balance, {args.sender_id}))
     state.faults.rates = {kind: getattr(args, f"{kind}_rate") for kind in FAULTS}
     sim = MimSmsSimulator(args.host, args.port, state).start()

@@ -130,12 +130,14 @@ class ProviderState:
         self.delivery_delay = delivery_delay
         self.clock = clock
         self.faults = Faults()
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # nosec B311  # a reproducible fault pattern, not a secret
         self.scripts: dict[str, list[tuple[float, str]]] = {}
         self.replies: deque[tuple[int, Any]] = deque()
         self.in_flight = 0
         self.max_in_flight = 0  # most requests handled at once: shows whether a client sends concurrently
         self.rate_rejections = 0  # requests refused for the account's rate limits
+        # MiM's IP allow-list: None lets every caller in; a set refuses other addresses ("IP Black List").
+        self.allowed_ips: set[str] | None = None
         # Tests of concurrency: hold each request until this many are in flight at once (or 10 s pass),
         # so "the batch overlaps" is shown without depending on how fast threads happen to start.
         self.gather = 0
@@ -280,10 +282,15 @@ class _Handler(BaseHTTPRequestHandler):
 
         if scripted is not None:
             return self._reply(*scripted)
-        route = ROUTES.get(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        route = ROUTES.get(path)
         if route is None:
             return self._reply(404, b"<html><body>404 Not Found</body></html>")
-        status, body, headers = route(state, _json_body(raw), content_type)
+        if state.allowed_ips is not None and self.client_address[0] not in state.allowed_ips:
+            official = path.startswith("/api/SmsSending/")
+            status, body, headers = _official("401", "IP Black List") if official else _ip_refused()
+        else:
+            status, body, headers = route(state, _json_body(raw), content_type)
 
         if fault == "timeout":
             self.server.stopping.wait(state.faults.timeout_seconds)
@@ -302,6 +309,11 @@ Reply = tuple[int, Any, dict[str, str]]
 def _generic_error(code: str, message: str, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
     body = {"status": "error", "error_code": code, "error_message": message, "message_id": None, "cost": 0}
     return status, body, headers or {}
+
+
+def _ip_refused() -> Reply:
+    """The generic dialect's answer to an address not on the account's allow-list (as MiM words it)."""
+    return _generic_error("1001", "IP Black List", 401)
 
 
 def _generic_auth(state: ProviderState, body: Any) -> Account | Reply:

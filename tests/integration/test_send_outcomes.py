@@ -201,3 +201,24 @@ def test_official_answers(
     expected: tuple[str, str | None, bool],
 ) -> None:
     _check(send_handler, configured, simulator, reply, expected)
+
+
+def test_an_address_mim_has_not_allow_listed_waits_with_the_fix_named(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    """MiM refuses unknown caller IPs in both dialects: not a bad key (no re-fetch of the secret), not the
+    message's fault (it is kept for redelivery), and the record says what the operator must do."""
+    simulator.state.allowed_ips = {"192.0.2.10"}  # the NAT gateway's address; the tests call from loopback
+    assert len(run(send_handler, one("ip-1"))) == 1
+    record = configured.record("ip-1")
+    assert record is not None
+    assert (record["status"], record["error_code"]) == ("sending", "ip_not_allowed")
+    assert "EgressSubnetIds" in record["error_message"]
+    assert "allow-list" in record["error_message"]
+    assert len(simulator.state.received) == 1  # one call: fresh credentials would not help
+
+    simulator.state.allowed_ips.add("127.0.0.1")  # MiM allow-lists the egress address
+    assert run(send_handler, one("ip-1")) == []
+    record = configured.record("ip-1")
+    assert record is not None
+    assert record["status"] == "sent"

@@ -433,3 +433,34 @@ def test_make_build_finds_the_runtimes_python_on_path_first(template: dict[str, 
     missing = subprocess.run(["make", "-s", "build"], cwd=ROOT, env=env, capture_output=True, text=True)  # noqa: S607
     assert missing.returncode != 0
     assert "neither on PATH nor in pyenv" in missing.stdout + missing.stderr
+
+
+def _empty_list_test(rule_part: dict[str, Any]) -> str:
+    (name,) = rule_part["Fn::EachMemberEquals"][0].values()
+    return str(name)
+
+
+def test_a_fixed_egress_ip_puts_only_the_functions_that_call_mim_in_the_vpc(template: dict[str, Any]) -> None:
+    """MiM allow-lists caller IPs: with subnets given, send and poll leave through their NAT gateway."""
+    condition = template["Conditions"]["HasEgressVpc"]
+    assert condition == {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "EgressSubnetIds"}]}, ""]}]}
+    in_vpc = {}
+    for name, function in functions(template).items():
+        vpc = function["Properties"].get("VpcConfig")
+        if vpc is not None:
+            when, config, otherwise = vpc["Fn::If"]
+            assert when == "HasEgressVpc"
+            assert otherwise == {"Ref": "AWS::NoValue"}
+            in_vpc[name] = config
+    assert set(in_vpc) == {"SendSmsFunction", "PollStatusFunction"}
+    for config in in_vpc.values():
+        assert config == {"SubnetIds": {"Ref": "EgressSubnetIds"}, "SecurityGroupIds": {"Ref": "EgressSecurityGroupIds"}}
+    for parameter in ("EgressSubnetIds", "EgressSecurityGroupIds"):
+        assert template["Parameters"][parameter] == {**template["Parameters"][parameter], "Default": ""}
+    # Half a VPC config would deploy and then fail every call: a rule refuses it before anything is made.
+    either, both = template["Rules"]["EgressGivenWhole"]["Assertions"][0]["Assert"]["Fn::Or"]
+    assert {_empty_list_test(part) for part in either["Fn::And"]} == {"EgressSubnetIds", "EgressSecurityGroupIds"}
+    assert {_empty_list_test(part["Fn::Not"][0]) for part in both["Fn::And"]} == {
+        "EgressSubnetIds",
+        "EgressSecurityGroupIds",
+    }

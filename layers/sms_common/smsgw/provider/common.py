@@ -24,6 +24,19 @@ FINAL_FAILURES: dict[str, str] = {
 }
 
 
+# MiM answers callers whose IP it has not allow-listed with "IP Black List" (a 401), in either dialect.
+# Fresh credentials cannot cure that; the operator must give the functions a fixed address.
+IP_NOT_ALLOWED_HINT = (
+    "MiM does not know this caller's IP: deploy with a fixed egress IP (parameters EgressSubnetIds and "
+    "EgressSecurityGroupIds; docs/operations.md, 'A fixed egress IP') and ask MiM to allow-list it"
+)
+
+
+def ip_not_allowed(detail: str | None) -> bool:
+    """Whether an authentication refusal is MiM's allow-list speaking ("IP Black List"), not a bad key."""
+    return "blacklist" in letters(detail or "")
+
+
 def _letters(value: str) -> str:
     return re.sub(r"[^a-z]", "", value.lower())
 

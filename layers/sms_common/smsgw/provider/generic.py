@@ -13,7 +13,16 @@ from smsgw.provider.base import (
     Outcome,
     SendResult,
 )
-from smsgw.provider.common import FINAL_FAILURES, by_http_status, letters, retry_after, text, to_float
+from smsgw.provider.common import (
+    FINAL_FAILURES,
+    IP_NOT_ALLOWED_HINT,
+    by_http_status,
+    ip_not_allowed,
+    letters,
+    retry_after,
+    text,
+    to_float,
+)
 from smsgw.provider.http import HttpClient, TransportError
 
 SUCCESS = frozenset({"success", "sent", "delivered", "accepted"})
@@ -66,6 +75,8 @@ class GenericProvider:
         )
         if status == 429:
             outcome, error_code = Outcome.THROTTLED, "rate_limited"
+        if error_code == "authentication_failed" and ip_not_allowed(detail):
+            error_code, detail = "ip_not_allowed", f"{detail}: {IP_NOT_ALLOWED_HINT}"  # no key can cure it
         return SendResult(
             outcome,
             provider_status=f"{word}:{code}" if code else word,

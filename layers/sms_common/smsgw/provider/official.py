@@ -13,7 +13,16 @@ from smsgw.provider.base import (
     Outcome,
     SendResult,
 )
-from smsgw.provider.common import FINAL_FAILURES, by_http_status, letters, retry_after, text, to_float
+from smsgw.provider.common import (
+    FINAL_FAILURES,
+    IP_NOT_ALLOWED_HINT,
+    by_http_status,
+    ip_not_allowed,
+    letters,
+    retry_after,
+    text,
+    to_float,
+)
 from smsgw.provider.http import HttpClient, HttpResponse, TransportError
 
 # statusCode -> (outcome, our error code). 401 also covers "IP Black List", told apart below.
@@ -55,9 +64,10 @@ class OfficialProvider:
         outcome, error_code = STATUS_CODES.get(code, (Outcome.NOT_SENT, "provider_error"))
         if response.status == 429:
             outcome, error_code = Outcome.THROTTLED, "rate_limited"
-        ip_blocked = code == "401" and "black" in detail.lower()
+        ip_blocked = code == "401" and ip_not_allowed(detail)
         if ip_blocked:
             error_code = "ip_not_allowed"  # fresh credentials will not help: MiM must allow-list the egress IP
+            detail = f"{detail}: {IP_NOT_ALLOWED_HINT}"
         return SendResult(
             outcome,
             message_id=None,
