@@ -3,7 +3,7 @@
 Like the service: records in order, in batches, only those the template's filter criteria let through;
 a batch with failed records (ReportBatchItemFailures) is read again from the first failed one, and an
 invocation error reads the whole batch again. The filter is applied with `matches`, which knows the
-parts of EventBridge's pattern syntax the template uses (value lists and `anything-but`).
+parts of EventBridge's pattern syntax the template uses (value lists, `anything-but` and `exists`).
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def matches(pattern: Mapping[str, Any], data: Any) -> bool:
-    """Whether `data` (a stream record) matches an event filter pattern (value lists, `anything-but`)."""
+    """Whether `data` (a stream record) matches an event filter pattern (value lists, `anything-but`, `exists`)."""
     if not isinstance(data, Mapping):
         return False
     for key, expected in pattern.items():
         if key not in data:
-            return False
+            if not _absence_matches(expected):
+                return False
+            continue
         value = data[key]
         if isinstance(expected, Mapping):
             if not matches(expected, value):
@@ -37,8 +39,17 @@ def matches(pattern: Mapping[str, Any], data: Any) -> bool:
     return True
 
 
+def _absence_matches(expected: Any) -> bool:
+    """A missing key matches only `{"exists": false}` (at the leaf of a nested pattern too)."""
+    if isinstance(expected, Mapping):
+        return all(_absence_matches(inner) for inner in expected.values())
+    return any(option == {"exists": False} for option in expected)
+
+
 def _matches_value(option: Any, value: Any) -> bool:
     if isinstance(option, Mapping):
+        if set(option) == {"exists"}:
+            return bool(option["exists"])  # the key is there (a missing one is _absence_matches's)
         if set(option) != {"anything-but"}:
             raise ValueError(f"filter rule not emulated: {option}")
         excluded = option["anything-but"]

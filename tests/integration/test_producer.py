@@ -10,7 +10,7 @@ import pytest
 from conftest import REGION
 from moto import mock_aws
 
-from smsgw.producer import InvalidMessage, main, publish, validate
+from smsgw.producer import InvalidMessage, cancel, main, publish, validate
 
 
 @pytest.fixture
@@ -86,6 +86,26 @@ def test_otps_go_to_the_priority_queue_named_or_from_the_stack(queue: str) -> No
     # Without a priority queue, an OTP still goes to the send queue (the function honours it there too).
     publish(otp, queue_url=queue)
     assert received(queue) == [otp]
+
+
+def test_a_cancel_goes_ahead_of_the_campaign_it_cancels(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Cancels go to the priority queue: behind a campaign's backlog they would come too late."""
+    priority = boto3.client("sqs", region_name=REGION).create_queue(QueueName="priority")["QueueUrl"]
+    assert cancel("campaign-7:8801712345678", queue_url=queue, priority_queue_url=priority)
+    assert (received(priority), received(queue)) == (
+        [{"action": "cancel", "request_id": "campaign-7:8801712345678"}],
+        [],
+    )
+    with pytest.raises(InvalidMessage):
+        cancel("not an id", queue_url=queue)
+
+    assert main(["--queue-url", queue, "--priority-queue-url", priority, "--region", REGION, "--cancel", "otp-9"]) == 0
+    assert received(priority) == [{"action": "cancel", "request_id": "otp-9"}]
+    assert main(["--check-only", "--cancel", "otp-9"]) == 0
+    assert "a cancel of otp-9" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # a cancel carries no message
+        main(["--check-only", "--cancel", "otp-9", "--phone", "01712345678", "--message", "x"])
+    assert "--cancel takes no message" in capsys.readouterr().err
 
 
 def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> None:

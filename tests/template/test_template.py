@@ -454,7 +454,10 @@ def test_a_fixed_egress_ip_puts_only_the_functions_that_call_mim_in_the_vpc(temp
             in_vpc[name] = config
     assert set(in_vpc) == {"SendSmsFunction", "PollStatusFunction"}
     for config in in_vpc.values():
-        assert config == {"SubnetIds": {"Ref": "EgressSubnetIds"}, "SecurityGroupIds": {"Ref": "EgressSecurityGroupIds"}}
+        assert config == {
+            "SubnetIds": {"Ref": "EgressSubnetIds"},
+            "SecurityGroupIds": {"Ref": "EgressSecurityGroupIds"},
+        }
     for parameter in ("EgressSubnetIds", "EgressSecurityGroupIds"):
         assert template["Parameters"][parameter] == {**template["Parameters"][parameter], "Default": ""}
     # Half a VPC config would deploy and then fail every call: a rule refuses it before anything is made.

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from devstack.streams import filters_of, matches
-from smsgw.events import event_id, final_event, reached_final_state
+from smsgw.events import CANCEL_TOO_LATE_DETAIL_TYPE, DETAIL_TYPE, event_id, event_of, final_event, reached_final_state
 from smsgw.records import Status, StatusRecord
 
 
@@ -15,13 +15,18 @@ def image(status: str, **more: str) -> dict[str, Any]:
     return {"request_id": {"S": "r-1"}, "status": {"S": status}, **{k: {"S": v} for k, v in more.items()}}
 
 
-def change(name: str, old: str | None, new: str | None) -> dict[str, Any]:
+def change(
+    name: str, old: str | None, new: str | None, old_more: dict[str, str] | None = None, **new_more: str
+) -> dict[str, Any]:
     dynamodb: dict[str, Any] = {"Keys": {"request_id": {"S": "r-1"}}, "SequenceNumber": "1"}
     if old is not None:
-        dynamodb["OldImage"] = image(old)
+        dynamodb["OldImage"] = image(old, **(old_more or {}))
     if new is not None:
-        dynamodb["NewImage"] = image(new, final_at="2026-11-26T04:00:00.000Z")
+        dynamodb["NewImage"] = image(new, final_at="2026-11-26T04:00:00.000Z", **new_more)
     return {"eventName": name, "dynamodb": dynamodb}
+
+
+TOO_LATE = {"cancel_result": "too_late", "cancel_requested_at": "2026-11-26T04:00:00.000Z"}
 
 
 CHANGES = [
@@ -37,6 +42,17 @@ CHANGES = [
     (change("MODIFY", "sending", "unknown"), True),  # a maybe-sent outcome resolved
     (change("MODIFY", "delivered", "delivered"), False),  # already final: nothing new to say
     (change("REMOVE", "delivered", None), False),  # the record expired (TTL)
+    (change("INSERT", None, "cancelled", cancel_result="cancelled"), True),  # a cancel came before its message
+    (change("MODIFY", "scheduled", "cancelled", cancel_result="cancelled"), True),
+    (change("MODIFY", "sending", "cancelled", cancel_result="cancelled"), True),  # held, or waiting for a retry
+]
+# A cancel that came too late: written on the record, which goes on as it was. Only the first says so.
+REFUSALS = [
+    (change("MODIFY", "sent", "sent", **TOO_LATE), True),
+    (change("MODIFY", "delivered", "delivered", **TOO_LATE), True),
+    (change("MODIFY", "sending", "sending", **TOO_LATE), True),  # in flight, or maybe sent
+    (change("MODIFY", "sent", "sent", TOO_LATE, **TOO_LATE), False),  # a report postponed afterwards
+    (change("MODIFY", "sent", "delivered", TOO_LATE, **TOO_LATE), False),  # its final event says the rest
 ]
 
 
@@ -51,6 +67,20 @@ def test_the_templates_stream_filter_lets_through_exactly_the_final_states(
 ) -> None:
     filters = filters_of(template["Resources"]["StatusEventsStreamSource"]["Properties"])
     assert any(matches(pattern, record) for pattern in filters) is final
+
+
+@pytest.mark.parametrize(("record", "refused"), REFUSALS)
+def test_a_cancel_too_late_is_one_event_and_the_filter_agrees(
+    template: dict[str, Any], record: dict[str, Any], refused: bool
+) -> None:
+    event = event_of(record)
+    expected = CANCEL_TOO_LATE_DETAIL_TYPE if refused else (DETAIL_TYPE if reached_final_state(record) else None)
+    assert (event.detail_type if event else None) == expected
+    filters = filters_of(template["Resources"]["StatusEventsStreamSource"]["Properties"])
+    assert any(matches(pattern, record) for pattern in filters) is (event is not None)
+    if refused:
+        assert event is not None
+        assert event.detail["cancel_requested_at"] == TOO_LATE["cancel_requested_at"]
 
 
 def test_the_event_id_is_stable_per_final_state() -> None:

@@ -9,7 +9,7 @@ import pytest
 from conftest import EVENTS
 from jsonschema import Draft202012Validator
 
-from smsgw.message import InvalidRequest, parse_request
+from smsgw.message import CancelRequest, InvalidRequest, parse_message, parse_request
 from smsgw.producer import schema
 
 VALID = [
@@ -87,4 +87,43 @@ def test_schema_fields_are_the_contracts_fields() -> None:
     from smsgw.message import FIELDS
 
     assert set(schema()["properties"]) == FIELDS
-    assert set(schema()["required"]) == {"phone", "message"}
+    assert set(schema()["else"]["required"]) == {"phone", "message"}
+    assert set(schema()["then"]["required"]) == {"request_id"}
+
+
+CANCELS = [
+    {"action": "cancel", "request_id": "campaign-7:8801712345678"},
+    {"action": "cancel", "request_id": "otp-42"},
+]
+BROKEN_CANCELS = [
+    {"action": "cancel"},
+    {"action": "cancel", "request_id": None},
+    {"action": "cancel", "request_id": "has space"},
+    {"action": "cancel", "request_id": "otp-42", "phone": "01712345678"},
+    {"action": "cancel", "request_id": "otp-42", "message": "why"},
+    {"action": "stop", "request_id": "otp-42"},
+    {"action": "stop", "phone": "01712345678", "message": "hi"},
+]
+
+
+@pytest.mark.parametrize("message", CANCELS)
+def test_both_accept_a_cancel_naming_only_its_message(message: dict[str, Any]) -> None:
+    assert schema_errors(message) == []
+    assert parse_message(json.dumps(message), default_request_id="x") == CancelRequest(message["request_id"])
+
+
+@pytest.mark.parametrize("message", BROKEN_CANCELS)
+def test_both_refuse_a_cancel_that_names_more_or_less(message: dict[str, Any]) -> None:
+    assert schema_errors(message)
+    with pytest.raises(InvalidRequest) as raised:
+        parse_message(json.dumps(message), default_request_id="x")
+    # Recorded under the cancel's own SQS message id: never on the message it names.
+    assert raised.value.request_id is None
+
+
+def test_an_explicit_send_action_is_a_send() -> None:
+    message = {"action": "send", "phone": "01712345678", "message": "hi", "request_id": "r-1"}
+    assert schema_errors(message) == []
+    assert parse_request(json.dumps(message), default_request_id="x").request_id == "r-1"
+    with pytest.raises(InvalidRequest):
+        parse_request(json.dumps({"action": "cancel", "request_id": "r-1"}), default_request_id="x")

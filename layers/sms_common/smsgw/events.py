@@ -14,15 +14,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from smsgw.observability import logger, mask_phone
-from smsgw.records import FINAL_STATUSES, StatusRecord
+from smsgw.records import FINAL_STATUSES, CancelResult, StatusRecord
 
 DETAIL_TYPE = "SMS Final Status"
+CANCEL_TOO_LATE_DETAIL_TYPE = "SMS Cancel Too Late"  # a cancel found its message gone: the producer's answer
 PUT_EVENTS_MAX_ENTRIES = 10
 _EVENT_ID_NAMESPACE = uuid.UUID("6f1d3c2a-8b4e-4f6a-9c1d-2e7b4a603f9a")  # fixed: ids stay stable across releases
 _deserializer = TypeDeserializer()
@@ -51,6 +53,38 @@ def final_event(record: StatusRecord) -> dict[str, Any]:
     }
 
 
+def too_late_event(record: StatusRecord) -> dict[str, Any]:
+    """The event detail for a cancel that came too late: the record as it goes on (it may yet be delivered,
+    and then has its final event too)."""
+    key = f"{record.request_id}|cancel_too_late|{record.cancel_requested_at}"
+    return {
+        "event_id": str(uuid.uuid5(_EVENT_ID_NAMESPACE, key)),
+        "request_id": record.request_id,
+        "status": str(record.status),
+        "cancel_requested_at": record.cancel_requested_at,
+        "phone": mask_phone(record.phone) if record.phone else None,
+        "message_id": record.message_id,
+        "metadata": dict(record.metadata or {}),
+    }
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    detail_type: str
+    detail: dict[str, Any]
+
+
+def event_of(stream_record: Mapping[str, Any]) -> StatusEvent | None:
+    """The status event a stream record calls for: a final state reached, or a cancel refused; else None."""
+    final = reached_final_state(stream_record)
+    if final is not None:
+        return StatusEvent(DETAIL_TYPE, final_event(final))
+    refused = cancel_came_too_late(stream_record)
+    if refused is not None:
+        return StatusEvent(CANCEL_TOO_LATE_DETAIL_TYPE, too_late_event(refused))
+    return None
+
+
 def _image(image: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in (image or {}).items()}
 
@@ -69,21 +103,30 @@ def reached_final_state(stream_record: Mapping[str, Any]) -> StatusRecord | None
     return StatusRecord.from_item(new)
 
 
+def cancel_came_too_late(stream_record: Mapping[str, Any]) -> StatusRecord | None:
+    """The record a stream record shows a cancel refused on (its first refusal only), else None."""
+    change = stream_record.get("dynamodb") or {}
+    new, old = _image(change.get("NewImage")), _image(change.get("OldImage"))
+    if stream_record.get("eventName") != "MODIFY" or new.get("cancel_result") != CancelResult.TOO_LATE:
+        return None
+    return None if "cancel_result" in old else StatusRecord.from_item(new)
+
+
 class StatusEvents:
     def __init__(self, client: Any, bus: str, source: str) -> None:
         self._client = client
         self._bus = bus
         self._source = source
 
-    def publish(self, details: list[dict[str, Any]]) -> set[int]:
+    def publish(self, events: list[StatusEvent]) -> set[int]:
         """Put the events, ten per call, retrying failed entries once. Returns the indexes not put."""
         failed: set[int] = set()
-        for start in range(0, len(details), PUT_EVENTS_MAX_ENTRIES):
-            pending = list(range(start, min(start + PUT_EVENTS_MAX_ENTRIES, len(details))))
+        for start in range(0, len(events), PUT_EVENTS_MAX_ENTRIES):
+            pending = list(range(start, min(start + PUT_EVENTS_MAX_ENTRIES, len(events))))
             for _ in range(2):
                 entries = [
-                    {"Source": self._source, "DetailType": DETAIL_TYPE, "Detail": json.dumps(details[i]),
-                     "EventBusName": self._bus}
+                    {"Source": self._source, "DetailType": events[i].detail_type,
+                     "Detail": json.dumps(events[i].detail), "EventBusName": self._bus}
                     for i in pending
                 ]  # fmt: skip
                 try:

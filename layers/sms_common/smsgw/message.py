@@ -33,6 +33,7 @@ IDENTIFIER_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # in names and ids, n
 LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 FIELDS = frozenset(
     {
+        "action",
         "phone",
         "message",
         "request_id",
@@ -45,6 +46,7 @@ FIELDS = frozenset(
         "metadata",
     }
 )
+CANCEL_FIELDS = frozenset({"action", "request_id"})  # a cancel names its target and nothing else
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MAX_SCHEDULE_DAYS = 30  # how far ahead a message may be scheduled (the service holds it until then)
 
@@ -78,6 +80,13 @@ class SmsRequest:
     type: MessageType = "transactional"
     campaign_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """`{"action": "cancel", "request_id": ...}`: cancel that message unless it has gone to the provider."""
+
+    request_id: str  # the message to cancel (the cancel itself has no identity of its own)
 
 
 def _quote(text: str, limit: int = 40) -> str:
@@ -195,10 +204,46 @@ def _usable_request_id(data: dict[str, Any]) -> str | None:
 
 
 def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = True) -> SmsRequest:
-    """Validate one SQS body against the contract. Raises InvalidRequest, and nothing else, for any body.
+    """A body that must be a send request (a cancel is refused): see parse_message."""
+    parsed = parse_message(body, default_request_id=default_request_id, smart_encoding=smart_encoding)
+    if isinstance(parsed, CancelRequest):
+        raise InvalidRequest("invalid_request", "a cancel, not a message to send")
+    return parsed
+
+
+def parse_message(body: str, *, default_request_id: str, smart_encoding: bool = True) -> SmsRequest | CancelRequest:
+    """Validate one SQS body against the contract: a message to send, or a cancel of one. Raises
+    InvalidRequest, and nothing else, for any body.
 
     With `smart_encoding` the text is what will be sent: GSM-7 look-alikes replaced where that keeps it
     GSM-7 (segments.smart_encode), and its parts counted after that."""
+    data, usable_id = _decode(body)
+    action = data.get("action")
+    if action == "cancel":
+        return _cancel_request(data)
+    if action not in (None, "send"):
+        # Not knowing what the body meant, its request_id may be a cancel's target: the failure is
+        # recorded under the SQS message id, never on a message it might name.
+        raise InvalidRequest("invalid_request", 'action must be "send" (the default) or "cancel"')
+    return _send_request(data, usable_id, default_request_id, smart_encoding)
+
+
+def _cancel_request(data: dict[str, Any]) -> CancelRequest:
+    """A cancel's failures are recorded under its SQS message id: its request_id names another message."""
+    extra = sorted(set(data) - CANCEL_FIELDS)
+    if extra:
+        named = ", ".join(_quote(name) for name in extra[:5])
+        raise InvalidRequest("invalid_request", f"a cancel carries only action and request_id, not {named}")
+    target = _usable_request_id(data)
+    if target is None:
+        raise InvalidRequest("invalid_request", "a cancel needs the request_id of the message to cancel "
+                             "(1-128 characters of A-Z a-z 0-9 . _ : -)")  # fmt: skip
+    return CancelRequest(target)
+
+
+def _decode(body: str) -> tuple[dict[str, Any], str | None]:
+    """The body as one JSON object of unique, valid-Unicode fields within the size limit, and its usable
+    request_id (when it names one); else InvalidRequest."""
     if not isinstance(body, str):
         raise InvalidRequest("invalid_request", "body must be text")
     repeated: str | None = None
@@ -215,6 +260,8 @@ def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = 
         raise InvalidRequest("invalid_request", "body must be a JSON object")
     # From here on, a body that named a usable request_id has its failure recorded under it.
     usable_id = _usable_request_id(data) if repeated != "request_id" else None
+    if data.get("action") not in (None, "send"):
+        usable_id = None  # a cancel's request_id names another message: its failures are never recorded there
     if repeated is not None:
         raise InvalidRequest("invalid_request", f"field {_quote(repeated)} appears more than once", usable_id)
     size = len(body.encode("utf-8", "surrogatepass"))
@@ -225,7 +272,12 @@ def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = 
     if surrogate is not None:
         raise InvalidRequest("invalid_request", f"{surrogate} contains a lone surrogate: not valid Unicode text",
                              usable_id)  # fmt: skip
+    return data, usable_id
 
+
+def _send_request(
+    data: dict[str, Any], usable_id: str | None, default_request_id: str, smart_encoding: bool
+) -> SmsRequest:
     raw_id = data.get("request_id")
     if raw_id is None:
         request_id = default_request_id

@@ -1,4 +1,5 @@
-"""status_events: the status table's stream in, one EventBridge event per record that reached a final state.
+"""status_events: the status table's stream in, one EventBridge event per record that reached a final state
+(or that a cancel came too late for).
 
 Lambda reads the stream in order per record and retries a batch until it succeeds (bisecting one that
 keeps failing; the template sends what is left after the retries to an on-failure queue). Records
@@ -16,7 +17,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from smsgw import runtime
-from smsgw.events import final_event, reached_final_state
+from smsgw.events import event_of
 from smsgw.observability import metrics
 
 
@@ -27,7 +28,7 @@ class EventNotPut(Exception):
 def publish_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     # Every event of the batch first, ten per PutEvents call; then each record succeeds or fails by its own.
-    finals = {n: final_event(record) for n, raw in enumerate(records) if (record := reached_final_state(raw))}
+    finals = {n: status_event for n, raw in enumerate(records) if (status_event := event_of(raw))}
     order = list(finals)
     failed = {order[i] for i in runtime.status_events().publish([finals[n] for n in order])}
     unput = {str(records[n].get("dynamodb", {}).get("SequenceNumber")) for n in failed}

@@ -1,4 +1,4 @@
-"""Publish "send this SMS" messages from another system, checked before they leave.
+"""Publish "send this SMS" messages (and cancels of them) from another system, checked before they leave.
 
 Importable (`from smsgw.producer import publish`) and a console script (`sms-publish`). A message is
 checked twice: against the JSON Schema in this package (`message.schema.json`, the contract's shape)
@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from smsgw.message import InvalidRequest, SmsRequest, parse_request
+from smsgw.message import CancelRequest, InvalidRequest, SmsRequest, parse_message
 
 
 class InvalidMessage(ValueError):
@@ -35,7 +35,7 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequest:
+def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequest | CancelRequest:
     """Return the request the send function would see (by default the stack's: smart encoding on), or
     raise InvalidMessage."""
     from jsonschema import Draft202012Validator  # only producers need it; the layer does not ship it
@@ -48,7 +48,7 @@ def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequ
         raise InvalidMessage(problems)
     try:
         body = json.dumps(message, ensure_ascii=False)
-        return parse_request(body, default_request_id="unset", smart_encoding=smart_encoding)
+        return parse_message(body, default_request_id="unset", smart_encoding=smart_encoding)
     except InvalidRequest as exc:
         raise InvalidMessage([f"{exc.code}: {exc.message}"]) from None
 
@@ -81,20 +81,31 @@ def publish(
 
     Priority "high" goes to the priority queue (so an OTP never waits behind a campaign) when there is
     one: `priority_queue_url`, or the stack's PriorityQueueUrl output. Otherwise to the send queue.
+    So do cancels: a cancel waiting behind the campaign it cancels would come too late.
     """
     request = validate(message)
+    urgent = isinstance(request, CancelRequest) or request.priority == "high"
     if queue_url is None:
         if stack_name is None:
             raise ValueError("name the queue (queue_url) or the deployed stack (stack_name)")
         queue_url, stack_priority_queue = queue_urls_of_stack(stack_name, cloudformation)
         priority_queue_url = priority_queue_url or stack_priority_queue
-    target = priority_queue_url if request.priority == "high" and priority_queue_url else queue_url
+    target = priority_queue_url if urgent and priority_queue_url else queue_url
     sqs = sqs or boto3.client("sqs")
     response = sqs.send_message(QueueUrl=target, MessageBody=json.dumps(message, ensure_ascii=False))
     return str(response["MessageId"])
 
 
+def cancel(request_id: str, **target: Any) -> str:
+    """Publish a cancel of `request_id` (to the priority queue when there is one); returns the SQS message
+    id. `target` as for publish (queue_url, priority_queue_url, stack_name, sqs, cloudformation). The
+    outcome arrives as the record's `cancelled` status event, or an `SMS Cancel Too Late` event."""
+    return publish({"action": "cancel", "request_id": request_id}, **target)
+
+
 def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    if args.cancel:
+        return {"action": "cancel", "request_id": args.cancel}
     if args.json:
         try:
             loaded = json.loads(args.json)
@@ -128,12 +139,15 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--json", help="the whole message as a JSON object (instead of the fields below)")
+    parser.add_argument("--cancel", metavar="REQUEST_ID",
+                        help="cancel that message unless it has gone to MiM (instead of a message)")  # fmt: skip
     parser.add_argument("--phone", help="Bangladesh mobile number, e.g. 01712345678 or +880 1712-345678")
     parser.add_argument("--message", help="the text (Bangla and emoji allowed; at most 10 SMS parts)")
     parser.add_argument("--request-id", dest="request_id", help="your key for this SMS; never sent twice")
     parser.add_argument("--sender-id", dest="sender_id", help="overrides the account's default sender ID")
     parser.add_argument("--priority", choices=["normal", "high"], help="high for OTPs (the priority queue)")
-    parser.add_argument("--schedule-time", dest="schedule_time", help="send at or after this time (generic dialect)")
+    parser.add_argument("--schedule-time", dest="schedule_time",
+                        help="send at or after this time (held by the service; at most 30 days ahead)")  # fmt: skip
     parser.add_argument(
         "--valid-until", dest="valid_until", help="not sent after this time (ISO 8601, or YYYY-MM-DD HH:MM:SS Dhaka)"
     )
@@ -148,8 +162,10 @@ def arguments() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = arguments()
     args = parser.parse_args(argv)
-    if not args.json and (args.phone is None or args.message is None):
-        parser.error("give --json, or --phone and --message")
+    if not (args.json or args.cancel) and (args.phone is None or args.message is None):
+        parser.error("give --json, --cancel REQUEST_ID, or --phone and --message")
+    if args.cancel and (args.json or args.phone is not None or args.message is not None):
+        parser.error("--cancel takes no message: give it alone")
     if not args.check_only and not (args.queue_url or args.stack_name):
         parser.error("give --queue-url or --stack-name (or --check-only to validate without a queue)")
 
@@ -160,7 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"invalid message: {exc}", file=sys.stderr)
         return 2
     if args.check_only:
-        print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
+        if isinstance(request, CancelRequest):
+            print(f"valid: a cancel of {request.request_id}")
+        else:
+            print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
         return 0
     session = boto3.session.Session(region_name=args.region)
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)

@@ -14,7 +14,8 @@ from typing import Any
 
 
 class Status(StrEnum):
-    """The record's `status` (the contract): (scheduled ->) sending -> sent -> delivered / failed / unknown."""
+    """The record's `status` (the contract): (scheduled ->) sending -> sent -> delivered / failed / unknown;
+    cancelled from scheduled, or from sending before the message reached the provider."""
 
     SCHEDULED = "scheduled"  # held by the service until its schedule_time; no provider call yet
     SENDING = "sending"
@@ -22,9 +23,17 @@ class Status(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    CANCELLED = "cancelled"  # its producer cancelled it before it went to the provider
 
 
-FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.UNKNOWN})
+FINAL_STATUSES = frozenset({Status.DELIVERED, Status.FAILED, Status.UNKNOWN, Status.CANCELLED})
+
+
+class CancelResult(StrEnum):
+    """What a cancel did to its record (`cancel_result`, beside `cancel_requested_at`)."""
+
+    CANCELLED = "cancelled"  # nothing had gone to the provider: the record is now `cancelled`
+    TOO_LATE = "too_late"  # the message had gone (or may have): the record goes on as it was
 
 
 class AttemptState(StrEnum):
@@ -115,13 +124,20 @@ class StatusRecord:
     due_at: float | None = None
     payload: str | None = None  # a held message's SQS body
     report_checks: int = 0
+    cancel_requested_at: str | None = None  # when a cancel for this request_id arrived
+    cancel_result: CancelResult | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StatusRecord:
         """From a deserialised DynamoDB item (boto3's TypeDeserializer)."""
         values = {key: _plain(value) for key, value in item.items() if key in _RECORD_FIELDS}
         values["status"] = Status(values["status"])
-        for name, kind in (("attempt_state", AttemptState), ("poll_work", WorkKind)):
+        kinds: tuple[tuple[str, type[StrEnum]], ...] = (
+            ("attempt_state", AttemptState),
+            ("poll_work", WorkKind),
+            ("cancel_result", CancelResult),
+        )
+        for name, kind in kinds:
             if values.get(name) is not None:
                 values[name] = kind(values[name])
         for name in ("attempts", "report_checks"):

@@ -25,13 +25,16 @@ from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
 from smsgw.deferral import deferrals_of, pin_request_id, work_of
 from smsgw.limiter import Lane, RateLimiter
-from smsgw.message import InvalidRequest, SmsRequest, parse_request
+from smsgw.message import CancelRequest, InvalidRequest, SmsRequest, parse_message
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, outage_sign
-from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
+from smsgw.records import AttemptState, CancelResult, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store import Claim, MessageStore, iso
 
-Disposition = Literal["sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred", "scheduled"]
+Disposition = Literal[
+    "sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred", "scheduled", "cancelled",
+    "cancel_too_late",
+]  # fmt: skip
 # Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
 SETUP_ERRORS = frozenset({"authentication_failed", "ip_not_allowed", "credentials_unavailable", "missing_sender_id"})
 DEFAULT_INVOCATION_SECONDS = 60.0  # lease length when no Lambda context tells the deadline
@@ -47,6 +50,8 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "held": "MessagesHeld",
     "deferred": "MessagesDeferred",
     "scheduled": "MessagesScheduled",
+    "cancelled": "MessagesCancelled",
+    "cancel_too_late": "CancelsTooLate",
 }
 
 
@@ -76,6 +81,7 @@ class Inbound:
     body: str
     sqs_message_id: str
     request: SmsRequest | None = None
+    cancel: CancelRequest | None = None  # a cancel of another message (request_id names that one)
     invalid: InvalidRequest | None = None
     published_at: float | None = None  # SQS SentTimestamp: when the producer (or a deferral) published it
     deferrals: int = 0  # times it has waited in its queue (the `deferrals` attribute)
@@ -86,10 +92,12 @@ class Inbound:
         cls, body: str, sqs_message_id: str, published_at: float | None = None, *, smart_encoding: bool = True
     ) -> Inbound:
         try:
-            request = parse_request(body, default_request_id=sqs_message_id, smart_encoding=smart_encoding)
-            return cls(body, sqs_message_id, request=request, published_at=published_at)
+            parsed = parse_message(body, default_request_id=sqs_message_id, smart_encoding=smart_encoding)
         except InvalidRequest as exc:
             return cls(body, sqs_message_id, invalid=exc, published_at=published_at)
+        if isinstance(parsed, CancelRequest):
+            return cls(body, sqs_message_id, cancel=parsed, published_at=published_at)
+        return cls(body, sqs_message_id, request=parsed, published_at=published_at)
 
     @classmethod
     def from_record(cls, record: dict[str, Any], *, smart_encoding: bool = True) -> Inbound:
@@ -123,21 +131,30 @@ class Inbound:
 
     @property
     def request_id(self) -> str:
+        """The request this record is about (a cancel's: the message it cancels)."""
         if self.request is not None:
             return self.request.request_id
+        if self.cancel is not None:
+            return self.cancel.request_id
         return (self.invalid.request_id if self.invalid else None) or self.sqs_message_id
+
+    @property
+    def key(self) -> str:
+        """What makes two records of a batch copies of each other: a send and a cancel of one request_id
+        are not (both are processed; the store decides which came first)."""
+        return f"cancel:{self.request_id}" if self.cancel is not None else self.request_id
 
 
 def first_copies(inbound: list[Inbound]) -> set[str]:
-    """SQS message ids of the records to process: the first record of each request_id in the batch.
+    """SQS message ids of the records to process: the first record of each request_id (each cancel) in the batch.
 
     Later copies are duplicates, decided here and not by racing the first copy's claim.
     """
     seen: set[str] = set()
     first: set[str] = set()
     for item in inbound:
-        if item.request_id not in seen:
-            seen.add(item.request_id)
+        if item.key not in seen:
+            seen.add(item.key)
             first.add(item.sqs_message_id)
     return first
 
@@ -169,6 +186,8 @@ class Sender:
     def handle(self, inbound: Inbound, lease_until: float, *, gate_open: bool = True) -> RecordResult:
         if inbound.invalid is not None:
             return self._reject(inbound.invalid, inbound.sqs_message_id)
+        if inbound.cancel is not None:
+            return self.cancel(inbound.cancel)
         request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
@@ -223,6 +242,21 @@ class Sender:
                               attempted=True)  # fmt: skip
             return replace(held, provider_reached=True)
         return self._settle(request, token, claim.attempts, result, log)
+
+    def cancel(self, cancel: CancelRequest) -> RecordResult:
+        """Cancel a message that has not gone to the provider; too late is recorded on its record and
+        answered once (a status event), never retried. No provider call, no capacity taken."""
+        rid = cancel.request_id
+        result, existing = self._store.cancel(rid, now=self._clock())
+        if result is CancelResult.CANCELLED:
+            logger.info("sms cancelled", extra={"request_id": rid})
+            return RecordResult(rid, "cancelled")
+        status = str(existing.status) if existing is not None else None
+        if result is CancelResult.TOO_LATE:
+            logger.warning("cancel came too late; the message had gone", extra={"request_id": rid, "status": status})
+            return RecordResult(rid, "cancel_too_late", "too_late")
+        logger.info("cancel already answered", extra={"request_id": rid, "status": status})
+        return RecordResult(rid, "duplicate")
 
     def _schedule(self, request: SmsRequest, body: str, deadline: float | None, log: dict[str, Any]) -> RecordResult:
         """Due later: recorded as `scheduled`, the body kept (its request_id and deadline written in), and
@@ -537,6 +571,11 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
+    # A message back from a wait may have been cancelled meanwhile: it must not take capacity.
+    returning = [item.request_id for item in candidates if item.request is not None and item.work is not None]
+    if returning and gate_open:
+        finished = runtime.store().finished(returning)
+        candidates = [item for item in candidates if item.request_id not in finished or item.request is None]
     max_age = runtime.settings().max_message_age_seconds
     waiting = admit(candidates, limiter, max_age, sender.now()) if gate_open else {}
 

@@ -22,8 +22,8 @@ from smsgw.store import MessageStore
 # The attributes other systems may read (docs/contract.md); the rest is the service's own bookkeeping.
 CONTRACT_ATTRIBUTES = (
     "request_id", "status", "phone", "message_id", "provider_status", "error_code", "error_message", "parts",
-    "encoding", "cost", "priority", "type", "campaign_id", "metadata", "attempts", "created_at", "sent_at",
-    "final_at",
+    "encoding", "cost", "priority", "type", "campaign_id", "schedule_time", "metadata", "attempts", "created_at",
+    "sent_at", "final_at", "cancel_requested_at", "cancel_result",
 )  # fmt: skip
 
 
@@ -49,6 +49,8 @@ def status_of(
     values = asdict(record)
     view = {name: values[name] for name in CONTRACT_ATTRIBUTES if values.get(name) not in (None, {})}
     view["status"] = str(record.status)
+    if record.cancel_result is not None:
+        view["cancel_result"] = str(record.cancel_result)
     if record.phone:
         view["phone"] = mask(record.phone)
     return view

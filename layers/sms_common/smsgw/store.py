@@ -25,7 +25,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from smsgw.message import SmsRequest, bounded
-from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
+from smsgw.records import FINAL_STATUSES, AttemptState, CancelResult, DueWork, Status, StatusRecord, WorkKind
 
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
@@ -474,6 +474,70 @@ class MessageStore:
         """A held or scheduled message was published again: off the work queue; its delivery claims it."""
         when, values = _PUBLISHED_FROM[kind]
         return self._update(request_id, {"updated_at": iso(now)}, when, values, remove=(WORK, DUE))
+
+    def cancel(self, request_id: str, *, now: float) -> tuple[CancelResult | None, StatusRecord | None]:
+        """Cancel a message that has not gone to the provider: scheduled, held, released for a retry, or not
+        seen yet (waiting in its queue for capacity, or not yet arrived: the `cancelled` record then stops
+        it when it comes). One conditional write; its later copies find a final record and are duplicates.
+
+        Returns (CANCELLED, None); (TOO_LATE, the record) when it had gone or may have (the cancel is
+        written on the record, which goes on as it was); (None, the record) when this cancel was already
+        answered (a copy of it, or another cancel of the same message)."""
+        cancelled, item = self._transition(
+            request_id,
+            when="attribute_not_exists(request_id) OR #status = :scheduled"
+            " OR (#status = :sending AND attempt_state IN (:released, :held))",
+            when_values={
+                ":scheduled": Status.SCHEDULED,
+                ":sending": Status.SENDING,
+                ":released": AttemptState.RELEASED,
+                ":held": AttemptState.HELD,
+            },
+            sets={
+                "status": Status.CANCELLED,
+                "attempt_state": AttemptState.DONE,
+                "error_code": "cancelled",
+                "error_message": "cancelled by its producer before it went to the provider",
+                "cancel_requested_at": iso(now),
+                "cancel_result": CancelResult.CANCELLED,
+                "final_at": iso(now),
+                "updated_at": iso(now),
+            },
+            sets_if_absent={"created_at": iso(now), "attempts": 0, TTL_ATTRIBUTE: int(now) + self._retention_seconds},
+            remove=(WORK, DUE, "payload", "lease_until", "claim_token"),
+        )
+        if cancelled:
+            return CancelResult.CANCELLED, None
+        existing = StatusRecord.from_item(item) if item else self.get(request_id)
+        if existing is None or existing.cancel_requested_at is not None:
+            return None, existing
+        refused, _ = self._transition(
+            request_id,
+            when="attribute_exists(request_id) AND attribute_not_exists(cancel_requested_at) AND #status <> :cancelled",
+            when_values={":cancelled": Status.CANCELLED},
+            sets={"cancel_requested_at": iso(now), "cancel_result": CancelResult.TOO_LATE, "updated_at": iso(now)},
+        )
+        return (CancelResult.TOO_LATE if refused else None), existing
+
+    def finished(self, request_ids: list[str]) -> set[str]:
+        """Which of these request_ids have a final record (a cancelled one, say): one BatchGetItem for a
+        batch, reading only the key and the status. Keys DynamoDB leaves unprocessed count as not final."""
+        keys = [{"request_id": {"S": rid}} for rid in dict.fromkeys(request_ids)]
+        found: set[str] = set()
+        for start in range(0, len(keys), 100):  # BatchGetItem's most keys a call
+            response = self._client.batch_get_item(
+                RequestItems={
+                    self._table: {
+                        "Keys": keys[start : start + 100],
+                        "ProjectionExpression": "request_id, #status",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                    }
+                }
+            )
+            for item in response.get("Responses", {}).get(self._table, []):
+                if item.get("status", {}).get("S") in FINAL_STATUSES:
+                    found.add(item["request_id"]["S"])
+        return found
 
     def get(self, request_id: str) -> StatusRecord | None:
         response = self._client.get_item(
