@@ -189,19 +189,24 @@ class ProviderState:
             }
             return allowed, headers
 
-    def accept(self, sms: SentSms) -> SentSms:
+    def accept(self, sms: SentSms, key: str | None = None) -> SentSms:
+        """Charge and record one SMS, under its message id (or `key`: one number of a bulk request,
+        whose numbers share the request's id)."""
         with self.lock:
             account = self.accounts[sms.username]
             account.balance = round(account.balance - sms.cost, 4)
             sms.message_id = sms.message_id or f"sim{next(self._ids):012d}"
             sms.timeline = list(self.scripts.get(sms.phone) or [(self.delivery_delay, "Delivered")])
-            self.sent[sms.message_id] = sms
+            self.sent[key or sms.message_id] = sms
         return sms
 
-    def report(self, message_id: str) -> tuple[SentSms | None, str | None]:
-        """The message and its operator status now (None while no report exists yet)."""
+    def report(self, message_id: str, phone: str | None = None) -> tuple[SentSms | None, str | None]:
+        """The message and its operator status now (None while no report exists yet). A bulk request's
+        numbers share its id: `phone` tells them apart."""
         with self.lock:
             sms = self.sent.get(message_id)
+            if (sms is None or sms.phone != phone) and phone is not None:
+                sms = self.sent.get(f"{message_id}/{phone}", sms)
             if sms is None:
                 return None, None
             elapsed = self.clock() - sms.received_at
@@ -473,6 +478,64 @@ def official_send(state: ProviderState, body: Any, content_type: str) -> Reply:
     return _official("200", "SMS Send Successfuly", "Success", trxnId=sms.message_id)
 
 
+def _official_bulk(
+    state: ProviderState, account: Account, kind: str, pairs: list[tuple[str, Any]], sender: Any, campaign: Any
+) -> Reply:
+    """OneToMany and DSMS: every number and text checked first, then one id for the whole request and
+    one charge per part of every number; each number's report is asked for with that id and the number."""
+    trxn = f"F{state.rng.randrange(10**15):015d}"
+    if not pairs or any(not MOBILE.match(phone) for phone, _ in pairs):
+        return _official("206", "Invalid Mobile Number", trxnId=trxn)
+    if sender not in account.sender_ids:
+        return _official("208", "Invalid Sender ID", trxnId=trxn)
+    if any(not isinstance(text, str) or not text.strip() for _, text in pairs):
+        return _official("205", "Invalid Message Content", trxnId=trxn)
+    parts = [count_parts(text) for _, text in pairs]
+    if max(parts) > 10:
+        return _official("209", "Message Length Exceeded", trxnId=trxn)
+    cost = sum(parts) * state.price_per_part
+    if account.balance < cost:
+        return _official("216", "Insufficient Balance", trxnId=trxn)
+    message_id = f"{state.rng.randrange(10**17, 10**18)}"
+    for (phone, text), count in zip(pairs, parts, strict=True):
+        sms = SentSms(message_id, "official", account.username, phone, text, str(sender), count,
+                      count * state.price_per_part, state.clock(), transaction_type=kind,
+                      campaign_id=campaign if campaign not in (None, "null") else None)  # fmt: skip
+        state.accept(sms, key=f"{message_id}/{phone}")
+    return _official("200", "SMS Send Successfuly", "Success", trxnId=message_id)
+
+
+def official_one_to_many(state: ProviderState, body: Any, content_type: str) -> Reply:
+    account = _official_auth(state, body, content_type, "Apikey")
+    if not isinstance(account, Account):
+        return account
+    kind, campaign = body.get("TransactionType"), body.get("CampaignId")
+    if kind not in ("T", "P"):
+        return _official("207", "Invalid Transaction Type")
+    if kind == "P" and campaign not in account.campaigns:
+        return _official("210", "Invalid Campaign ID")
+    numbers = [number.strip() for number in str(body.get("MobileNumber", "")).split(",") if number.strip()]
+    if len(set(numbers)) != len(numbers):
+        return _official("213", "Parameter Mismatch")
+    return _official_bulk(state, account, kind, [(n, body.get("Message")) for n in numbers], body.get("SenderName"),
+                          campaign)  # fmt: skip
+
+
+def official_dsms(state: ProviderState, body: Any, content_type: str) -> Reply:
+    account = _official_auth(state, body, content_type, "Apikey")
+    if not isinstance(account, Account):
+        return account
+    if body.get("TransactionType") != "D":
+        return _official("207", "Invalid Transaction Type")
+    data = body.get("SmsData")
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        return _official("213", "Parameter Mismatch")
+    pairs = [(str(item.get("MobNumber", "")), item.get("Message")) for item in data]
+    if len({phone for phone, _ in pairs}) != len(pairs):
+        return _official("213", "Parameter Mismatch")
+    return _official_bulk(state, account, "D", pairs, body.get("SenderName"), None)
+
+
 def official_balance(state: ProviderState, body: Any, content_type: str) -> Reply:
     account = _official_auth(state, body, content_type, "Apikey")
     if not isinstance(account, Account):
@@ -484,7 +547,7 @@ def official_dlr(state: ProviderState, body: Any, content_type: str) -> Reply:
     account = _official_auth(state, body, content_type, "ApiKey")
     if not isinstance(account, Account):
         return account
-    sms, word = state.report(str(body.get("trxnId", "")))
+    sms, word = state.report(str(body.get("trxnId", "")), str(body.get("MobileNumber", "")))
     if sms is None or sms.username != account.username or sms.phone != body.get("MobileNumber"):
         return _official("213", "Parameter Mismatch")
     return _official(
@@ -503,6 +566,8 @@ ROUTES: dict[str, Callable[[ProviderState, Any, str], Reply]] = {
     "/balance": generic_balance,
     "/status": generic_status,
     "/api/SmsSending/SMS": official_send,
+    "/api/SmsSending/OneToMany": official_one_to_many,
+    "/api/SmsSending/DSMS": official_dsms,
     "/api/SmsSending/balanceCheck": official_balance,
     "/api/SmsSending/DlrApi": official_dlr,
 }

@@ -108,6 +108,20 @@ def test_a_cancel_goes_ahead_of_the_campaign_it_cancels(queue: str, capsys: pyte
     assert "--cancel takes no message" in capsys.readouterr().err
 
 
+def test_a_bulk_request_from_the_console_script_and_python(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--queue-url", queue, "--region", REGION, "--phones", "01712345678, 01812345678", "--message", "Eid sale",
+            "--request-id", "eid"]  # fmt: skip
+    assert main(args) == 0
+    assert received(queue) == [{"message": "Eid sale", "phones": ["01712345678", "01812345678"], "request_id": "eid"}]
+    assert main(["--check-only", "--phones", "01712345678,0171", "--message", "hi"]) == 0
+    assert "1 number(s) to send, 1 that cannot be" in capsys.readouterr().out
+    personal = {"request_id": "bills", "messages": [{"phone": "01712345678", "message": "Your bill is 540 BDT"}]}
+    publish(personal, queue_url=queue)
+    assert received(queue) == [personal]
+    with pytest.raises(InvalidMessage):  # a number twice in messages: which text?
+        validate({"messages": [{"phone": "01712345678", "message": "a"}, {"phone": "01712345678", "message": "b"}]})
+
+
 def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["--queue-url", queue, "--region", REGION, "--phone", "01712345678", "--message", "Hello",
                  "--request-id", "cli-1", "--priority", "high", "--metadata", "order=A-1"])  # fmt: skip

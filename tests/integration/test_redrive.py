@@ -83,3 +83,14 @@ def test_the_console_script_reads_the_stack(aws: Stack, dead_letters: str, capsy
     aws.end_delays(dead_letters)  # the dry run's 30 s are over
     assert main(["--stack-name", "sms-gateway", "--region", REGION, "--limit", "2"]) == 0
     assert "moved 2 message(s)" in capsys.readouterr().out
+
+
+def test_a_chunk_of_a_bulk_request_goes_back_as_a_chunk(aws: Stack) -> None:
+    """Without its mark a chunk would be a bulk request of its own, found handed on already: never sent."""
+    url = str(aws.sqs.create_queue(QueueName="dlq-chunks")["QueueUrl"])
+    chunk = json.dumps({"request_id": "eid", "phones": ["8801712345678"], "message": "Eid sale"})
+    mark = {"bulk_parent": {"DataType": "String", "StringValue": "eid"}}
+    aws.sqs.send_message(QueueUrl=url, MessageBody=chunk, MessageAttributes=mark)
+    assert redrive(aws.sqs, url, aws.send_queue_url).total == 1
+    (copy,) = aws.sqs.receive_message(QueueUrl=aws.send_queue_url, MessageAttributeNames=["All"])["Messages"]
+    assert (copy["Body"], copy["MessageAttributes"]["bulk_parent"]["StringValue"]) == (chunk, "eid")

@@ -61,9 +61,8 @@ def test_the_local_stack_is_made_from_the_template() -> None:
         table = stack.client("dynamodb").describe_table(TableName=stack.table)["Table"]
         props = template["Resources"]["MessagesTable"]["Properties"]
         assert table["KeySchema"] == props["KeySchema"]
-        (index,) = table["GlobalSecondaryIndexes"]
-        (declared,) = props["GlobalSecondaryIndexes"]
-        assert (index["IndexName"], index["KeySchema"]) == (declared["IndexName"], declared["KeySchema"])
+        made = {index["IndexName"]: index["KeySchema"] for index in table["GlobalSecondaryIndexes"]}
+        assert made == {index["IndexName"]: index["KeySchema"] for index in props["GlobalSecondaryIndexes"]}
 
         sqs = stack.client("sqs")
         attributes = sqs.get_queue_attributes(QueueUrl=stack.event_source.queue_url, AttributeNames=["All"])[

@@ -132,15 +132,36 @@ def test_metric_math_has_no_scalar_inside_an_array_function(template: dict[str, 
                 assert all(not re.fullmatch(r"\s*[0-9.]+\s*", part) for part in array.split(",")), expression
 
 
+def table_indexes(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(template["Resources"]["MessagesTable"]["Properties"]["GlobalSecondaryIndexes"])
+
+
 def test_work_index_is_sparse_and_ordered_by_due_time(template: dict[str, Any]) -> None:
     from smsgw.store import DUE, WORK, WORK_INDEX
 
-    (index,) = template["Resources"]["MessagesTable"]["Properties"]["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == WORK_INDEX
+    indexes = {
+        i["IndexName"]: i for i in template["Resources"]["MessagesTable"]["Properties"]["GlobalSecondaryIndexes"]
+    }
+    index = indexes[WORK_INDEX]
     assert index["KeySchema"] == [
         {"AttributeName": WORK, "KeyType": "HASH"},
         {"AttributeName": DUE, "KeyType": "RANGE"},
     ]
+
+
+def test_bulk_numbers_are_listed_by_their_request_from_a_keys_only_index(template: dict[str, Any]) -> None:
+    from smsgw.store import PARENT, PARENT_INDEX
+
+    indexes = {
+        i["IndexName"]: i for i in template["Resources"]["MessagesTable"]["Properties"]["GlobalSecondaryIndexes"]
+    }
+    index = indexes[PARENT_INDEX]
+    assert index["KeySchema"] == [
+        {"AttributeName": PARENT, "KeyType": "HASH"},
+        {"AttributeName": "request_id", "KeyType": "RANGE"},
+    ]
+    # Keys only: a number's record is written to the index once, not at every change of its status.
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}
 
 
 def test_poll_status_runs_on_a_schedule_with_retries_and_a_dlq(template: dict[str, Any]) -> None:

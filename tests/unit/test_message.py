@@ -1,4 +1,5 @@
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,9 +98,9 @@ def test_message_text_is_never_in_the_repr() -> None:
         (body(metadata=["a"]), "invalid_request", "metadata"),
         (body(metadata={"n": 1}), "invalid_request", "metadata"),
         (body(metadata={"k": "v" * 2100}), "invalid_request", "2048"),
-        (body(phones=["01712345678"]), "invalid_request", "unknown field"),
+        (body(phones=["01712345678"]), "invalid_request", "give one of phone, phones and messages"),
         # what a hostile or careless producer sends
-        (body(metadata={"k": "v" * 70_000}), "invalid_request", "at most 65536"),  # never held in a record
+        (body(metadata={"k": "v" * 270_000}), "invalid_request", "at most 262144"),  # never held in a record
         ("[" * 30_000 + "]" * 30_000, "invalid_request", "nested too deeply"),  # RecursionError, not a crash
         ('{"phone": "01712345678", "message": "hi", "phone": "01812345678"}', "invalid_request", "more than once"),
         (body(message="hi", metadata={"k": "\ud800"}), "invalid_request", "metadata contains a lone surrogate"),
@@ -181,7 +182,7 @@ def test_any_body_raises_invalid_request_and_nothing_else() -> None:
 
 def test_a_body_too_large_or_with_a_repeated_field_keeps_the_producers_request_id() -> None:
     with pytest.raises(InvalidRequest) as caught:
-        parse_request(body(request_id="big-1", metadata={"k": "v" * 70_000}), default_request_id="sqs-1")
+        parse_request(body(request_id="big-1", metadata={"k": "v" * 270_000}), default_request_id="sqs-1")
     assert caught.value.request_id == "big-1"
     with pytest.raises(InvalidRequest) as caught:
         parse_request('{"request_id": "r-2", "phone": "01712345678", "phone": "01812345678", "message": "hi"}',
@@ -229,3 +230,57 @@ def test_a_schedule_is_checked_against_the_horizon_and_valid_until() -> None:
     with pytest.raises(InvalidRequest, match="valid_until is before schedule_time"):
         parse_request(body(schedule_time=soon.isoformat(), valid_until=(soon - timedelta(hours=1)).isoformat()),
                       default_request_id="x")  # fmt: skip
+
+
+def bulk_body(**fields: Any) -> str:
+    return json.dumps({"request_id": "eid", "message": "Eid sale", **fields})
+
+
+def test_phones_give_a_record_per_number_duplicates_once_and_bad_numbers_their_own() -> None:
+    from smsgw.message import BulkRequest, parse_message
+
+    parsed = parse_message(
+        bulk_body(phones=["01712345678", "+880 1712-345678", "0171", "০১৮১২৩৪৫৬৭৮", 5]), default_request_id="x"
+    )
+    assert isinstance(parsed, BulkRequest)
+    assert [c.request_id for c in parsed.children] == ["eid:8801712345678", "eid:8801812345678"]
+    assert {c.parent_id for c in parsed.children} == {"eid"}
+    assert [(i.request_id, i.code) for i in parsed.invalid] == [
+        ("eid:invalid-3", "invalid_phone"),
+        ("eid:invalid-5", "invalid_phone"),
+    ]
+    assert "phones[3] '0171'" in parsed.invalid[0].message
+    assert not parsed.personal
+
+
+def test_messages_give_each_number_its_text_and_refuse_a_number_twice() -> None:
+    from smsgw.message import BulkRequest, parse_message
+
+    entries = [{"phone": "01712345678", "message": "one"}, {"phone": "01812345678", "message": "a" * 1600}]
+    parsed = parse_message(json.dumps({"request_id": "b", "messages": entries}), default_request_id="x")
+    assert isinstance(parsed, BulkRequest)
+    assert parsed.personal
+    assert [(c.request_id, c.text) for c in parsed.children] == [("b:8801712345678", "one")]
+    assert [(i.request_id, i.code) for i in parsed.invalid] == [("b:8801812345678", "message_too_long")]
+    twice = [{"phone": "01712345678", "message": "one"}, {"phone": "8801712345678", "message": "two"}]
+    with pytest.raises(InvalidRequest, match="twice"):
+        parse_message(json.dumps({"request_id": "b", "messages": twice}), default_request_id="x")
+
+
+@pytest.mark.parametrize(
+    ("fields", "words"),
+    [
+        ({"phones": [], "request_id": "eid"}, "1 to 1000"),
+        ({"phones": ["01712345678"] * 1001}, "1 to 1000"),
+        ({"phones": "01712345678"}, "must be a list"),
+        ({"phones": ["01712345678"], "phone": "01712345678"}, "not phone and phones"),
+        ({"phones": ["01712345678"], "request_id": "r" * 115}, "at most 114"),
+        ({"messages": [{"phone": "01712345678", "message": "x"}], "message": "y"}, "no message beside it"),
+        ({"messages": [{"phone": "01712345678"}], "message": None}, "messages[1] must be an object"),
+    ],
+)
+def test_a_bulk_request_that_breaks_the_contract_is_invalid_as_a_whole(fields: dict[str, Any], words: str) -> None:
+    from smsgw.message import parse_message
+
+    with pytest.raises(InvalidRequest, match=re.escape(words)):
+        parse_message(bulk_body(**fields), default_request_id="x")

@@ -87,7 +87,11 @@ def test_schema_fields_are_the_contracts_fields() -> None:
     from smsgw.message import FIELDS
 
     assert set(schema()["properties"]) == FIELDS
-    assert set(schema()["else"]["required"]) == {"phone", "message"}
+    assert [set(option["required"]) for option in schema()["else"]["oneOf"]] == [
+        {"phone", "message"},
+        {"phones", "message"},
+        {"messages"},
+    ]
     assert set(schema()["then"]["required"]) == {"request_id"}
 
 

@@ -31,6 +31,10 @@ from smsgw.records import DueWork, WorkKind
 DEFERRALS_ATTRIBUTE = "deferrals"  # SQS message attribute: how often this message has waited
 # SQS message attributes: the message's pending work (smsgw.records.DueWork), as on a status record.
 WORK_ATTRIBUTE, DUE_ATTRIBUTE = "work", "due_at"
+# SQS message attribute: this body is one chunk of that bulk request (its numbers are sent as they are,
+# not handed on again).
+PARENT_ATTRIBUTE = "bulk_parent"
+SQS_BATCH_ENTRIES, SQS_BATCH_BYTES = 10, 250_000  # SendMessageBatch: 10 entries, 256 KiB in all
 MAX_SPREAD_DOUBLINGS = 6
 
 
@@ -58,6 +62,11 @@ def deferrals_of(message_attributes: dict[str, Any] | None) -> int:
     """The deferral count from a Lambda SQS record's messageAttributes (0 when absent or unreadable)."""
     raw = _attribute(message_attributes, DEFERRALS_ATTRIBUTE)
     return int(raw) if raw.isdigit() else 0
+
+
+def parent_of(message_attributes: dict[str, Any] | None) -> str | None:
+    """The bulk request a chunk belongs to, from a Lambda SQS record's messageAttributes."""
+    return _attribute(message_attributes, PARENT_ATTRIBUTE) or None
 
 
 def work_of(message_attributes: dict[str, Any] | None) -> DueWork | None:
@@ -103,6 +112,7 @@ class Deferrer:
         work: DueWork,
         deferrals: int,
         valid_until: float | None = None,
+        parent_id: str | None = None,
     ) -> int:
         """Publish the message again to its queue, to come back when `work` is due (or after the longest
         delay, to wait again). Returns the delay in seconds.
@@ -116,6 +126,8 @@ class Deferrer:
             WORK_ATTRIBUTE: {"DataType": "String", "StringValue": work.kind.value},
             DUE_ATTRIBUTE: {"DataType": "Number", "StringValue": f"{work.due_at:.3f}"},
         }
+        if parent_id is not None:
+            attributes[PARENT_ATTRIBUTE] = {"DataType": "String", "StringValue": parent_id}
         delay = min(self._max_delay, max(1, math.ceil(work.due_at - self._clock())))
         self._sqs.send_message(
             QueueUrl=self._queues[priority],
@@ -124,3 +136,32 @@ class Deferrer:
             MessageAttributes=attributes,
         )
         return delay
+
+    def hand_on(self, bodies: list[str], priority: Priority, parent_id: str) -> None:
+        """Publish a bulk request's chunks to its queue, marked as its chunks (SendMessageBatch, as many
+        at a time as SQS takes). Raises when SQS keeps refusing some: the bulk request's own message is
+        then delivered again and hands them on again (each number is claimed once, whatever comes twice)."""
+        attributes = {PARENT_ATTRIBUTE: {"DataType": "String", "StringValue": parent_id}}
+        batch: list[str] = []
+        size = 0
+        for body in bodies:
+            length = len(body.encode())
+            if batch and (len(batch) == SQS_BATCH_ENTRIES or size + length > SQS_BATCH_BYTES):
+                self._send_batch(batch, priority, attributes)
+                batch, size = [], 0
+            batch.append(body)
+            size += length
+        if batch:
+            self._send_batch(batch, priority, attributes)
+
+    def _send_batch(self, bodies: list[str], priority: Priority, attributes: dict[str, Any]) -> None:
+        entries = [
+            {"Id": str(n), "MessageBody": body, "MessageAttributes": attributes} for n, body in enumerate(bodies)
+        ]
+        for _ in range(3):
+            response = self._sqs.send_message_batch(QueueUrl=self._queues[priority], Entries=entries)
+            failed = {failure["Id"] for failure in response.get("Failed", [])}
+            entries = [entry for entry in entries if entry["Id"] in failed]
+            if not entries:
+                return
+        raise RuntimeError(f"SQS refused {len(entries)} chunk(s) of a bulk request three times")

@@ -21,7 +21,9 @@ MessageType = Literal["transactional", "promotional"]
 DHAKA = timezone(timedelta(hours=6), "Asia/Dhaka")  # Bangladesh keeps no daylight saving time
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SENDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9 ._&-]{1,20}$")
-MAX_BODY_BYTES = 64 * 1024  # a valid body is a few KiB; a held one is stored whole in its record (400 KB items)
+# SQS's classic limit: a bulk body of 1,000 personal texts fits; a scheduled one is stored whole in its
+# record (DynamoDB items hold 400 KB).
+MAX_BODY_BYTES = 256 * 1024
 MAX_METADATA_BYTES = 2048
 MAX_CAMPAIGN_ID_CHARS = 128
 MAX_METADATA_KEY_CHARS = 128
@@ -35,6 +37,8 @@ FIELDS = frozenset(
     {
         "action",
         "phone",
+        "phones",
+        "messages",
         "message",
         "request_id",
         "sender_id",
@@ -46,6 +50,8 @@ FIELDS = frozenset(
         "metadata",
     }
 )
+MAX_BULK_NUMBERS = 1000  # numbers (phones) or texts (messages) in one bulk request
+MAX_BULK_REQUEST_ID_CHARS = 128 - 14  # a child's record is `<request_id>:<8801XXXXXXXXX>`, itself a request_id
 CANCEL_FIELDS = frozenset({"action", "request_id"})  # a cancel names its target and nothing else
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MAX_SCHEDULE_DAYS = 30  # how far ahead a message may be scheduled (the service holds it until then)
@@ -80,6 +86,29 @@ class SmsRequest:
     type: MessageType = "transactional"
     campaign_id: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    parent_id: str | None = None  # the bulk request this SMS is one number of
+
+
+@dataclass(frozen=True)
+class InvalidChild:
+    """A number of a bulk request that cannot be sent: recorded `failed` on its own record."""
+
+    request_id: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """`phones` or `messages`: one request, an SMS (a record) per number, sent in chunks."""
+
+    request_id: str
+    children: tuple[SmsRequest, ...]  # each keyed `<request_id>:<phone>`, the shared fields on each
+    invalid: tuple[InvalidChild, ...]
+    personal: bool  # messages (a text per number) rather than phones (one text)
+    priority: Priority = "normal"
+    schedule_time: datetime | None = None
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -204,14 +233,19 @@ def _usable_request_id(data: dict[str, Any]) -> str | None:
 
 
 def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = True) -> SmsRequest:
-    """A body that must be a send request (a cancel is refused): see parse_message."""
+    """A body that must be one SMS to send (a cancel or a bulk request is refused): see parse_message."""
     parsed = parse_message(body, default_request_id=default_request_id, smart_encoding=smart_encoding)
     if isinstance(parsed, CancelRequest):
         raise InvalidRequest("invalid_request", "a cancel, not a message to send")
+    if isinstance(parsed, BulkRequest):
+        raise InvalidRequest("invalid_request", "a bulk request, not one message", parsed.request_id)
     return parsed
 
 
-def parse_message(body: str, *, default_request_id: str, smart_encoding: bool = True) -> SmsRequest | CancelRequest:
+Parsed = SmsRequest | BulkRequest | CancelRequest
+
+
+def parse_message(body: str, *, default_request_id: str, smart_encoding: bool = True) -> Parsed:
     """Validate one SQS body against the contract: a message to send, or a cancel of one. Raises
     InvalidRequest, and nothing else, for any body.
 
@@ -277,7 +311,7 @@ def _decode(body: str) -> tuple[dict[str, Any], str | None]:
 
 def _send_request(
     data: dict[str, Any], usable_id: str | None, default_request_id: str, smart_encoding: bool
-) -> SmsRequest:
+) -> SmsRequest | BulkRequest:
     raw_id = data.get("request_id")
     if raw_id is None:
         request_id = default_request_id
@@ -292,29 +326,44 @@ def _send_request(
         named = ", ".join(_quote(name) for name in unknown[:5]) + more
         raise InvalidRequest("invalid_request", f"unknown field(s): {named}", request_id)
 
+    recipients = [name for name in ("phone", "phones", "messages") if data.get(name) is not None]
+    if len(recipients) > 1:
+        given = " and ".join(recipients)
+        raise InvalidRequest("invalid_request", f"give one of phone, phones and messages, not {given}", request_id)
+    if recipients and recipients[0] != "phone":
+        return _bulk_request(data, request_id, recipients[0], smart_encoding)
+
     if "phone" not in data:
         raise InvalidRequest("invalid_phone", "phone is required", request_id)
     try:
         phone = phones.normalise(data["phone"])
     except phones.PhoneError as exc:
         raise InvalidRequest(exc.code, str(exc), request_id) from None
+    text, segmentation = _text(data.get("message"), "message", request_id, smart_encoding)
+    return SmsRequest(request_id=request_id, phone=phone, text=text, segmentation=segmentation,
+                      **_shared(data, request_id))  # fmt: skip
 
-    text = data.get("message")
+
+def _text(text: object, name: str, request_id: str, smart_encoding: bool) -> tuple[str, segments.Segmentation]:
+    """The text as it will be sent, and its parts; else InvalidRequest naming the field."""
     if not isinstance(text, str):
-        raise InvalidRequest("invalid_request", "message is required and must be a string", request_id)
+        raise InvalidRequest("invalid_request", f"{name} is required and must be a string", request_id)
     if not text.strip():
-        raise InvalidRequest("invalid_request", "message is empty", request_id)
+        raise InvalidRequest("invalid_request", f"{name} is empty", request_id)
     control = CONTROL_CHARACTERS.search(text)
     if control is not None:
-        raise InvalidRequest("invalid_request", f"message contains the control character U+{ord(control.group()):04X} "
+        raise InvalidRequest("invalid_request", f"{name} contains the control character U+{ord(control.group()):04X} "
                              f"at position {control.start()}; only line breaks are allowed", request_id)  # fmt: skip
     if smart_encoding:  # typographic quotes and the like must not turn English text into UCS-2
         text = segments.smart_encode(text)
     try:
-        segmentation = segments.check_length(text)
+        return text, segments.check_length(text)
     except segments.MessageTooLong as exc:
         raise InvalidRequest(exc.code, str(exc), request_id) from None
 
+
+def _shared(data: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The fields every SMS of a request shares: sender, priority, times, type, campaign, metadata."""
     sender_id = _optional_str(data, "sender_id", request_id)
     if sender_id is not None and not SENDER_ID_PATTERN.fullmatch(sender_id):
         raise InvalidRequest("invalid_sender_id", "sender_id must be 1-20 letters, digits or spaces", request_id)
@@ -335,17 +384,71 @@ def _send_request(
         if valid_until is not None and valid_until < schedule_time:
             raise InvalidRequest("invalid_request", "valid_until is before schedule_time: it could never be sent",
                                  request_id)  # fmt: skip
+    return {
+        "sender_id": sender_id,
+        "priority": _choice(data, "priority", ("normal", "high"), request_id),
+        "schedule_time": schedule_time,
+        "valid_until": valid_until,
+        "type": _choice(data, "type", ("transactional", "promotional"), request_id),
+        "campaign_id": _optional_str(data, "campaign_id", request_id, MAX_CAMPAIGN_ID_CHARS),
+        "metadata": _metadata(data, request_id),
+    }
 
-    return SmsRequest(
-        request_id=request_id,
-        phone=phone,
-        text=text,
-        segmentation=segmentation,
-        sender_id=sender_id,
-        priority=_choice(data, "priority", ("normal", "high"), request_id),  # type: ignore[arg-type]
-        schedule_time=times["schedule_time"],
-        valid_until=times["valid_until"],
-        type=_choice(data, "type", ("transactional", "promotional"), request_id),  # type: ignore[arg-type]
-        campaign_id=_optional_str(data, "campaign_id", request_id, MAX_CAMPAIGN_ID_CHARS),
-        metadata=_metadata(data, request_id),
-    )
+
+def child_request_id(request_id: str, phone: str) -> str:
+    """The record of one number of a bulk request: `<request_id>:<8801XXXXXXXXX>`."""
+    return f"{request_id}:{phone}"
+
+
+def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_encoding: bool) -> BulkRequest:
+    """`phones` (one text to many numbers) or `messages` (a text per number): a record per number.
+
+    A number that is not valid gets a failed record of its own and never blocks the rest; in `phones` a
+    number given twice is sent once; in `messages` it is ambiguous, and the request is invalid."""
+    if len(request_id) > MAX_BULK_REQUEST_ID_CHARS:
+        raise InvalidRequest("invalid_request", f"a bulk request_id is at most {MAX_BULK_REQUEST_ID_CHARS} characters "
+                             "(each number's record adds ':' and 13 digits)", request_id)  # fmt: skip
+    entries = data[field_name]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BULK_NUMBERS:
+        raise InvalidRequest("invalid_request", f"{field_name} must be a list of 1 to {MAX_BULK_NUMBERS} entries",
+                             request_id)  # fmt: skip
+    personal = field_name == "messages"
+    if personal and data.get("message") is not None:
+        raise InvalidRequest("invalid_request", "messages carries each number's text: no message beside it",
+                             request_id)  # fmt: skip
+    shared = _shared(data, request_id)
+    common: tuple[str, segments.Segmentation] | None = None
+    if not personal:
+        common = _text(data.get("message"), "message", request_id, smart_encoding)
+
+    children: dict[str, SmsRequest] = {}
+    invalid: list[InvalidChild] = []
+    for position, entry in enumerate(entries, start=1):
+        raw_phone: object = entry
+        if personal:
+            if not isinstance(entry, dict) or set(entry) != {"phone", "message"}:
+                raise InvalidRequest("invalid_request", f"messages[{position}] must be an object with phone and "
+                                     "message, nothing else", request_id)  # fmt: skip
+            raw_phone = entry["phone"]
+        try:
+            phone = phones.normalise(raw_phone)
+        except phones.PhoneError as exc:
+            quoted = _quote(raw_phone) if isinstance(raw_phone, str) else type(raw_phone).__name__
+            invalid.append(InvalidChild(f"{request_id}:invalid-{position}", exc.code,
+                                        bounded(f"{field_name}[{position}] {quoted}: {exc}")))  # fmt: skip
+            continue
+        child_id = child_request_id(request_id, phone)
+        if child_id in children:
+            if personal:
+                raise InvalidRequest("invalid_request", f"messages names {phones.mask(phone)} twice: which text "
+                                     "is meant?", request_id)  # fmt: skip
+            continue  # the same number twice in phones: sent once
+        try:
+            text, segmentation = common or _text(entry["message"], f"messages[{position}].message", child_id,
+                                                 smart_encoding)  # fmt: skip
+        except InvalidRequest as exc:
+            invalid.append(InvalidChild(child_id, exc.code, exc.message))
+            continue
+        children[child_id] = SmsRequest(child_id, phone, text, segmentation, **shared, parent_id=request_id)
+    return BulkRequest(request_id, tuple(children.values()), tuple(invalid), personal, shared["priority"],
+                       shared["schedule_time"], shared["valid_until"])  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from smsgw.message import CancelRequest, InvalidRequest, SmsRequest, parse_message
+from smsgw.message import BulkRequest, CancelRequest, InvalidRequest, SmsRequest, parse_message
 
 
 class InvalidMessage(ValueError):
@@ -35,7 +35,7 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequest | CancelRequest:
+def validate(message: dict[str, Any], *, smart_encoding: bool = True) -> SmsRequest | BulkRequest | CancelRequest:
     """Return the request the send function would see (by default the stack's: smart encoding on), or
     raise InvalidMessage."""
     from jsonschema import Draft202012Validator  # only producers need it; the layer does not ship it
@@ -114,7 +114,11 @@ def _message_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(loaded, dict):
             raise InvalidMessage(["--json must be a JSON object"])
         return loaded
-    message: dict[str, Any] = {"phone": args.phone, "message": args.message}
+    message: dict[str, Any] = {"message": args.message}
+    if args.phones:
+        message["phones"] = [number.strip() for number in args.phones.split(",") if number.strip()]
+    else:
+        message["phone"] = args.phone
     for name in ("request_id", "sender_id", "priority", "schedule_time", "valid_until", "type", "campaign_id"):
         if getattr(args, name) is not None:
             message[name] = getattr(args, name)
@@ -142,6 +146,8 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--cancel", metavar="REQUEST_ID",
                         help="cancel that message unless it has gone to MiM (instead of a message)")  # fmt: skip
     parser.add_argument("--phone", help="Bangladesh mobile number, e.g. 01712345678 or +880 1712-345678")
+    parser.add_argument("--phones", metavar="NUMBER,NUMBER,...",
+                        help="one text to up to 1,000 numbers, comma-separated: a record per number")  # fmt: skip
     parser.add_argument("--message", help="the text (Bangla and emoji allowed; at most 10 SMS parts)")
     parser.add_argument("--request-id", dest="request_id", help="your key for this SMS; never sent twice")
     parser.add_argument("--sender-id", dest="sender_id", help="overrides the account's default sender ID")
@@ -162,10 +168,12 @@ def arguments() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = arguments()
     args = parser.parse_args(argv)
-    if not (args.json or args.cancel) and (args.phone is None or args.message is None):
-        parser.error("give --json, --cancel REQUEST_ID, or --phone and --message")
-    if args.cancel and (args.json or args.phone is not None or args.message is not None):
+    if not (args.json or args.cancel) and ((args.phone is None and not args.phones) or args.message is None):
+        parser.error("give --json, --cancel REQUEST_ID, or --phone (or --phones) and --message")
+    if args.cancel and (args.json or args.phone is not None or args.phones or args.message is not None):
         parser.error("--cancel takes no message: give it alone")
+    if args.phone is not None and args.phones:
+        parser.error("give --phone or --phones, not both")
     if not args.check_only and not (args.queue_url or args.stack_name):
         parser.error("give --queue-url or --stack-name (or --check-only to validate without a queue)")
 
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_only:
         if isinstance(request, CancelRequest):
             print(f"valid: a cancel of {request.request_id}")
+        elif isinstance(request, BulkRequest):
+            print(f"valid: {len(request.children)} number(s) to send, {len(request.invalid)} that cannot be")
         else:
             print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
         return 0

@@ -126,6 +126,12 @@ class StatusRecord:
     report_checks: int = 0
     cancel_requested_at: str | None = None  # when a cancel for this request_id arrived
     cancel_result: CancelResult | None = None
+    # a bulk request: its own record says `kind` bulk and how many numbers it has; each number's record
+    # names it as `parent_id`
+    kind: str | None = None
+    children: int | None = None
+    children_invalid: int | None = None
+    parent_id: str | None = None
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> StatusRecord:

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from smsgw.deferral import pin_request_id
+from smsgw.deferral import PARENT_ATTRIBUTE, pin_request_id
 from smsgw.producer import stack_outputs
 
 
@@ -71,6 +71,7 @@ def redrive(
             WaitTimeSeconds=0,
             # Hidden while this run looks at the rest; a dry run's become visible again 30 s later.
             VisibilityTimeout=30 if dry_run else 60,
+            MessageAttributeNames=[PARENT_ATTRIBUTE],  # a bulk request's chunk stays one
         ).get("Messages", [])
         fresh = [m for m in batch if m["MessageId"] not in seen]
         if not fresh:
@@ -82,7 +83,11 @@ def redrive(
             report.moved[target] += 1
             if dry_run:
                 continue
-            sqs.send_message(QueueUrl=target, MessageBody=body)
+            attributes = message.get("MessageAttributes") or {}
+            kept = {
+                name: {"DataType": a["DataType"], "StringValue": a["StringValue"]} for name, a in attributes.items()
+            }
+            sqs.send_message(QueueUrl=target, MessageBody=body, MessageAttributes=kept)
             sqs.delete_message(QueueUrl=dead_letter_url, ReceiptHandle=message["ReceiptHandle"])
     return report
 

@@ -105,7 +105,7 @@ def deferrer() -> Deferrer:
 def sender() -> Sender:
     from smsgw.sending import Sender  # here, not at the top: the parts import this module
 
-    return Sender(settings(), store(), provider(), credentials(), gate())
+    return Sender(settings(), store(), provider(), credentials(), gate(), deferrer=deferrer())
 
 
 @functools.cache

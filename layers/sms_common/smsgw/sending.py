@@ -9,9 +9,11 @@ Retryable outcomes raise `RetryLater` so the record lands in `batchItemFailures`
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
@@ -23,17 +25,17 @@ from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
-from smsgw.deferral import deferrals_of, pin_request_id, work_of
+from smsgw.deferral import Deferrer, deferrals_of, parent_of, pin_request_id, work_of
 from smsgw.limiter import Lane, RateLimiter
-from smsgw.message import CancelRequest, InvalidRequest, SmsRequest, parse_message
+from smsgw.message import BulkRequest, CancelRequest, InvalidRequest, Priority, SmsRequest, parse_message
 from smsgw.observability import logger, mask_phone, metrics
-from smsgw.provider import OutboundSms, Outcome, Provider, SendResult, outage_sign
+from smsgw.provider import OutboundBulk, OutboundSms, Outcome, Provider, SendResult, outage_sign
 from smsgw.records import AttemptState, CancelResult, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store import Claim, MessageStore, iso
 
 Disposition = Literal[
     "sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred", "scheduled", "cancelled",
-    "cancel_too_late",
+    "cancel_too_late", "handed_on",
 ]  # fmt: skip
 # Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
 SETUP_ERRORS = frozenset({"authentication_failed", "ip_not_allowed", "credentials_unavailable", "missing_sender_id"})
@@ -52,7 +54,9 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "scheduled": "MessagesScheduled",
     "cancelled": "MessagesCancelled",
     "cancel_too_late": "CancelsTooLate",
+    "handed_on": "BulkRequests",  # a bulk request's numbers handed to their chunks
 }
+BALANCE_WAIT_SECONDS = 60.0  # a chunk that meets a closed gate waits this long in its queue (a poll run)
 
 
 class RetryLater(Exception):
@@ -72,6 +76,7 @@ class RecordResult:
     retry_after: float | None = None
     provider_reached: bool | None = None  # None: no provider call; False: not sent or no answer (an outage sign)
     cooldown_started: bool = False  # this failure started an outage cool-down for every caller
+    children: tuple[RecordResult, ...] = ()  # a bulk request's or a chunk's numbers, each as a message
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Inbound:
     sqs_message_id: str
     request: SmsRequest | None = None
     cancel: CancelRequest | None = None  # a cancel of another message (request_id names that one)
+    bulk: BulkRequest | None = None  # phones or messages: handed on in chunks, or (a chunk) sent
+    chunk_of: str | None = None  # the bulk request this body is a chunk of (the `bulk_parent` attribute)
     invalid: InvalidRequest | None = None
     published_at: float | None = None  # SQS SentTimestamp: when the producer (or a deferral) published it
     deferrals: int = 0  # times it has waited in its queue (the `deferrals` attribute)
@@ -97,6 +104,8 @@ class Inbound:
             return cls(body, sqs_message_id, invalid=exc, published_at=published_at)
         if isinstance(parsed, CancelRequest):
             return cls(body, sqs_message_id, cancel=parsed, published_at=published_at)
+        if isinstance(parsed, BulkRequest):
+            return cls(body, sqs_message_id, bulk=parsed, published_at=published_at)
         return cls(body, sqs_message_id, request=parsed, published_at=published_at)
 
     @classmethod
@@ -105,7 +114,8 @@ class Inbound:
         published_at = int(sent) / 1000 if sent.isdigit() else None
         inbound = cls.parse(record["body"], record["messageId"], published_at, smart_encoding=smart_encoding)
         attributes = record.get("messageAttributes")
-        return replace(inbound, deferrals=deferrals_of(attributes), work=work_of(attributes))
+        chunk_of = parent_of(attributes) if inbound.bulk is not None else None
+        return replace(inbound, deferrals=deferrals_of(attributes), work=work_of(attributes), chunk_of=chunk_of)
 
     @property
     def sms(self) -> SmsRequest:
@@ -114,18 +124,34 @@ class Inbound:
             raise ValueError(f"record {self.sqs_message_id} carries no send request")
         return self.request
 
+    @property
+    def sendable(self) -> SmsRequest | BulkRequest | None:
+        return self.request or self.bulk
+
+    @property
+    def sends_now(self) -> bool:
+        """Whether this record makes a provider call when it goes: one SMS, or a chunk of a bulk request
+        (a bulk request itself is handed on to its chunks, which take capacity one request each)."""
+        return self.request is not None or (self.bulk is not None and self.chunk_of is not None)
+
+    @property
+    def priority(self) -> Priority:
+        sendable = self.sendable
+        return sendable.priority if sendable is not None else "normal"
+
     def deadline(self, max_age: int) -> float | None:
         """The moment after which this message must not be sent: valid_until, or the default maximum age."""
-        if self.request is None:
+        sendable = self.sendable
+        if sendable is None:
             return None
         limits = []
-        if self.request.valid_until is not None:
-            limits.append(self.request.valid_until.timestamp())
+        if sendable.valid_until is not None:
+            limits.append(sendable.valid_until.timestamp())
         if max_age and self.published_at is not None:
             # A scheduled message's age counts from its schedule_time: it was meant to wait until then.
             start = self.published_at
-            if self.request.schedule_time is not None:
-                start = max(start, self.request.schedule_time.timestamp())
+            if sendable.schedule_time is not None:
+                start = max(start, sendable.schedule_time.timestamp())
             limits.append(start + max_age)
         return min(limits) if limits else None
 
@@ -136,13 +162,19 @@ class Inbound:
             return self.request.request_id
         if self.cancel is not None:
             return self.cancel.request_id
+        if self.bulk is not None:
+            return self.bulk.request_id
         return (self.invalid.request_id if self.invalid else None) or self.sqs_message_id
 
     @property
     def key(self) -> str:
         """What makes two records of a batch copies of each other: a send and a cancel of one request_id
         are not (both are processed; the store decides which came first)."""
-        return f"cancel:{self.request_id}" if self.cancel is not None else self.request_id
+        if self.cancel is not None:
+            return f"cancel:{self.request_id}"
+        if self.chunk_of is not None and self.bulk is not None and self.bulk.children:
+            return f"chunk:{self.bulk.children[0].request_id}"  # the chunks of one request differ by their numbers
+        return self.request_id
 
 
 def first_copies(inbound: list[Inbound]) -> set[str]:
@@ -168,7 +200,9 @@ class Sender:
         credentials: CredentialSource,
         gate: BalanceGate,
         clock: Callable[[], float] = time.time,
+        deferrer: Deferrer | None = None,
     ) -> None:
+        self._deferrer = deferrer
         self._settings = settings
         self._store = store
         self._provider = provider
@@ -188,6 +222,10 @@ class Sender:
             return self._reject(inbound.invalid, inbound.sqs_message_id)
         if inbound.cancel is not None:
             return self.cancel(inbound.cancel)
+        if inbound.bulk is not None:
+            if inbound.chunk_of is not None:
+                return self._send_chunk(inbound, inbound.bulk, lease_until, gate_open=gate_open)
+            return self._hand_on(inbound, inbound.bulk, lease_until)
         request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
 
         log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
@@ -222,18 +260,7 @@ class Sender:
             return self._duplicate(request, claim.existing, log)
         token = claim.token
 
-        try:
-            result = self._provider.send(outbound, credentials)
-            if result.auth_failed:
-                result = self._retry_with_fresh_credentials(request, outbound, credentials, result)
-        except Exception as exc:
-            # The adapters turn every fault into an outcome: this is a bug of ours, after the claim. Whether
-            # the request left is unknowable: never resent, resolved like any maybe-sent one. Only the
-            # exception's type is logged: its text may quote the request.
-            error = type(exc).__name__
-            logger.error("the provider call raised; its outcome is unknown", extra={**log, "error": error})
-            message = f"the provider call failed unexpectedly ({error})"
-            result = SendResult(Outcome.MAYBE_SENT, error_code="internal_error", error_message=message)
+        result = self._call(lambda c: self._provider.send(self._outbound(request, c) or outbound, c), credentials, log)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             cost = request.segmentation.parts * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=cost)
@@ -243,11 +270,11 @@ class Sender:
             return replace(held, provider_reached=True)
         return self._settle(request, token, claim.attempts, result, log)
 
-    def cancel(self, cancel: CancelRequest) -> RecordResult:
+    def cancel(self, cancel: CancelRequest, *, answer_too_late: bool = True) -> RecordResult:
         """Cancel a message that has not gone to the provider; too late is recorded on its record and
         answered once (a status event), never retried. No provider call, no capacity taken."""
         rid = cancel.request_id
-        result, existing = self._store.cancel(rid, now=self._clock())
+        result, existing = self._store.cancel(rid, now=self._clock(), answer_too_late=answer_too_late)
         if result is CancelResult.CANCELLED:
             logger.info("sms cancelled", extra={"request_id": rid})
             return RecordResult(rid, "cancelled")
@@ -258,7 +285,9 @@ class Sender:
         logger.info("cancel already answered", extra={"request_id": rid, "status": status})
         return RecordResult(rid, "duplicate")
 
-    def _schedule(self, request: SmsRequest, body: str, deadline: float | None, log: dict[str, Any]) -> RecordResult:
+    def _schedule(
+        self, request: SmsRequest | BulkRequest, body: str, deadline: float | None, log: dict[str, Any]
+    ) -> RecordResult:
         """Due later: recorded as `scheduled`, the body kept (its request_id and deadline written in), and
         published again by poll_status when due, however far ahead. No provider call, no capacity taken."""
         parked = pin_request_id(body, request.request_id, deadline)
@@ -269,6 +298,9 @@ class Sender:
             due = request.schedule_time.timestamp() if request.schedule_time is not None else self._clock()
             return RecordResult(request.request_id, "deferred", "scheduled", retry_at=due)
         if existing is not None:
+            if isinstance(request, BulkRequest):
+                logger.info("duplicate bulk request_id; not again", extra={**log, "existing_status": existing.status})
+                return RecordResult(request.request_id, "duplicate")
             return self._duplicate(request, existing, log)
         logger.info("sms scheduled", extra={**log, "schedule_time": str(request.schedule_time)})
         return RecordResult(request.request_id, "scheduled")
@@ -319,22 +351,138 @@ class Sender:
             campaign_id=request.campaign_id,
         )
 
-    def _retry_with_fresh_credentials(
-        self, request: SmsRequest, outbound: OutboundSms, used: Credentials, failed: SendResult
+    def _call(
+        self, send: Callable[[Credentials], SendResult], credentials: Credentials, log: dict[str, Any]
     ) -> SendResult:
-        """One more try after an authentication failure, only if the secret has changed (a rotated key)."""
+        """The provider call, after the claim: once more after an authentication failure if the secret
+        has changed (a rotated key); never an exception."""
         try:
-            fresh = self._credentials.refresh()
-        except CredentialsError:
-            return failed
-        if fresh == used:
-            return failed
-        logger.info(
-            "credentials changed after an authentication failure; sending again",
-            extra={"request_id": request.request_id},
-        )
-        retry = self._outbound(request, fresh) or outbound
-        return self._provider.send(retry, fresh)
+            result = send(credentials)
+            if not result.auth_failed:
+                return result
+            try:
+                fresh = self._credentials.refresh()
+            except CredentialsError:
+                return result
+            if fresh == credentials:
+                return result
+            logger.info("credentials changed after an authentication failure; sending again", extra=log)
+            return send(fresh)
+        except Exception as exc:
+            # The adapters turn every fault into an outcome: this is a bug of ours, after the claim. Whether
+            # the request left is unknowable: never resent, resolved like any maybe-sent one. Only the
+            # exception's type is logged: its text may quote the request.
+            error = type(exc).__name__
+            logger.error("the provider call raised; its outcome is unknown", extra={**log, "error": error})
+            message = f"the provider call failed unexpectedly ({error})"
+            return SendResult(Outcome.MAYBE_SENT, error_code="internal_error", error_message=message)
+
+    # --- bulk requests: handed on in chunks, each chunk one provider request ---------------------------
+    def _hand_on(self, inbound: Inbound, bulk: BulkRequest, lease_until: float) -> RecordResult:
+        """A bulk request due now: its own record, a failed record per invalid number, and its valid
+        numbers published back to its queue in chunks (a chunk per provider request), each of which
+        waits for capacity and is sent like one message. No provider call here, no capacity taken."""
+        rid, now = bulk.request_id, self._clock()
+        log: dict[str, Any] = {"request_id": rid, "numbers": len(bulk.children)}
+        deadline = inbound.deadline(self._settings.max_message_age_seconds)
+        if scheduled_later(inbound, now) and bulk.children:
+            return self._schedule(bulk, inbound.body, deadline, log)
+        opened, existing = self._store.open_bulk(bulk, now=now, sqs_message_id=inbound.sqs_message_id)
+        if not opened:
+            status = existing.status if existing is not None else None
+            logger.info("bulk request handed on already; not again", extra={**log, "existing_status": status})
+            return RecordResult(rid, "duplicate")
+        if deadline is not None and now >= deadline:  # its record says so; no number gets one
+            message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
+            self._store.fail_bulk(rid, now=now, error_code="expired", error_message=message)
+            logger.warning("bulk request expired before it could be sent", extra=log)
+            return RecordResult(rid, "failed", "expired")
+        invalid = []
+        for child in bulk.invalid:
+            self._store.record_invalid(child.request_id, child.code, child.message, now=now,
+                                       sqs_message_id=inbound.sqs_message_id, parent_id=rid)  # fmt: skip
+            invalid.append(RecordResult(child.request_id, "invalid", child.code))
+        size = max(1, min(self._settings.bulk_chunk_size, self._provider.max_numbers))
+        bodies = chunk_bodies(inbound.body, bulk, size, deadline)
+        deferrer = self._deferrer or runtime.deferrer()
+        deferrer.hand_on(bodies, bulk.priority, rid)
+        self._store.handed_on(rid, now=now)
+        logger.info("bulk request handed on in chunks", extra={**log, "chunks": len(bodies), "invalid": len(invalid)})
+        return RecordResult(rid, "handed_on", children=tuple(invalid))
+
+    def _send_chunk(self, inbound: Inbound, bulk: BulkRequest, lease_until: float, *, gate_open: bool) -> RecordResult:
+        """One chunk of a bulk request: its numbers claimed one by one, then one provider request for all
+        that are not duplicates, and each number's record settled by that one outcome."""
+        rid, sqs_message_id = bulk.request_id, inbound.sqs_message_id
+        log: dict[str, Any] = {"request_id": rid, "numbers": len(bulk.children)}
+        deadline = inbound.deadline(self._settings.max_message_age_seconds)
+        if deadline is not None and self._clock() >= deadline:
+            return self.expire_chunk(bulk, sqs_message_id, lease_until)
+        if not gate_open:  # no record is parked: the chunk waits in its queue until a poll run opens the gate
+            return RecordResult(rid, "deferred", "balance_low", retry_at=self._clock() + BALANCE_WAIT_SECONDS)
+        try:
+            credentials = self._credentials.get()
+        except CredentialsError as exc:
+            logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "credentials_unavailable",
+                                                                       "error": str(exc)})  # fmt: skip
+            return RecordResult(rid, "retry", "credentials_unavailable")
+        head = bulk.children[0]
+        sender_id = head.sender_id or credentials.sender_id or self._settings.default_sender_id
+        if not sender_id:
+            logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "missing_sender_id"})
+            return RecordResult(rid, "retry", "missing_sender_id")
+
+        results: list[RecordResult] = []
+        claimed: list[tuple[SmsRequest, Claim]] = []
+        for child in bulk.children:
+            claim = self._claim(child, lease_until, sqs_message_id)
+            if claim.token is None:
+                results.append(self._duplicate(child, claim.existing, _log_of(child)))
+            else:
+                claimed.append((child, claim))
+        if not claimed:
+            return RecordResult(rid, "duplicate", children=tuple(results))
+
+        def send(creds: Credentials) -> SendResult:
+            chosen = head.sender_id or creds.sender_id or self._settings.default_sender_id or sender_id
+            transactional = head.type == "transactional"
+            if len(claimed) == 1:
+                child = claimed[0][0]
+                single = OutboundSms(child.phone, child.text, chosen, child.priority, transactional, head.campaign_id)
+                return self._provider.send(single, creds)
+            numbers = tuple(child.phone for child, _ in claimed)
+            if bulk.personal:
+                texts = tuple(child.text for child, _ in claimed)
+                outbound = OutboundBulk(numbers, None, texts, chosen, transactional, head.campaign_id)
+            else:
+                outbound = OutboundBulk(numbers, head.text, None, chosen, transactional, head.campaign_id)
+            return self._provider.send_bulk(outbound, creds)
+
+        result = self._call(send, credentials, log)
+        if result.error_code == "insufficient_balance" and self._gate.enabled:
+            need = sum(child.segmentation.parts for child, _ in claimed) * self._settings.price_per_part
+            self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
+            for child, claim in claimed:
+                self._release(
+                    child, claim.token or "", "insufficient_balance", result.error_message or "", _log_of(child)
+                )
+            return RecordResult(rid, "deferred", "insufficient_balance", retry_at=self._clock() + BALANCE_WAIT_SECONDS,
+                                provider_reached=True)  # fmt: skip
+        settled = [
+            self._settle(child, claim.token or "", claim.attempts, result, _log_of(child)) for child, claim in claimed
+        ]
+        first = settled[0]  # one outcome for every number of the request
+        return replace(first, request_id=rid, children=tuple(results + settled))
+
+    def expire_chunk(self, bulk: BulkRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
+        results = tuple(self.expire(child, sqs_message_id, lease_until) for child in bulk.children)
+        return RecordResult(bulk.request_id, "failed", "expired", children=results)
+
+    def stop_chunk(self, bulk: BulkRequest) -> RecordResult:
+        """A chunk of a bulk request that was cancelled: each of its numbers is cancelled (or was sent)."""
+        # Its numbers that went were not cancelled one by one: the bulk request's cancel is the answer.
+        results = tuple(self.cancel(CancelRequest(child.request_id), answer_too_late=False) for child in bulk.children)
+        return RecordResult(bulk.request_id, "cancelled", children=results)
 
     def _settle(
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
@@ -466,8 +614,39 @@ class Sender:
         return RecordResult(request.request_id, "duplicate")
 
 
+def _log_of(request: SmsRequest) -> dict[str, Any]:
+    return {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+
+
+def chunk_bodies(body: str, bulk: BulkRequest, size: int, deadline: float | None) -> list[str]:
+    """The bodies of a bulk request's chunks: the request as published (a schedule_time, now past, kept
+    as the start of its age), its numbers `size` at a time (normalised, duplicates gone) and its deadline
+    written in (a chunk is a new SQS message, published now)."""
+    data = json.loads(body)
+    data["request_id"] = bulk.request_id
+    if deadline is not None:
+        data["valid_until"] = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds")
+    field_name = "messages" if bulk.personal else "phones"
+    bodies = []
+    for start in range(0, len(bulk.children), size):
+        part = bulk.children[start : start + size]
+        data[field_name] = (
+            [{"phone": child.phone, "message": child.text} for child in part]
+            if bulk.personal
+            else [child.phone for child in part]
+        )
+        bodies.append(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return bodies
+
+
 def _emit_metrics(result: RecordResult) -> None:
-    """Metrics for one record, from the event loop's thread only (Powertools' Metrics is not thread-safe)."""
+    """Metrics for one record, from the event loop's thread only (Powertools' Metrics is not thread-safe).
+    A chunk counts as its numbers; a bulk request handed on counts once, and its invalid numbers each."""
+    if result.children:
+        for child in result.children:
+            _emit_metrics(child)
+        if result.disposition != "handed_on":
+            return
     metrics.add_metric(name=METRIC_BY_DISPOSITION[result.disposition], unit=MetricUnit.Count, value=1)
     if result.cooldown_started:
         metrics.add_metric(name="ProviderCooldowns", unit=MetricUnit.Count, value=1)
@@ -496,14 +675,14 @@ def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
     waiting: dict[str, DueWork] = {}
     for item in inbound:
-        deadline = item.deadline(max_age) if item.request is not None else None
-        if item.request is None or (deadline is not None and now >= deadline) or scheduled_later(item, now):
+        deadline = item.deadline(max_age) if item.sends_now else None
+        if not item.sends_now or (deadline is not None and now >= deadline) or scheduled_later(item, now):
             continue
         turn = _turn(item)
         if turn is not None and turn > now + DUE_TOLERANCE_SECONDS:
             waiting[item.sqs_message_id] = DueWork(WorkKind.TURN, turn)  # a long wait, hop by hop
             continue
-        lanes[Lane.OTP if item.request.priority == "high" else Lane.BULK].append(item)
+        lanes[Lane.OTP if item.priority == "high" else Lane.BULK].append(item)  # a chunk is one request
     for lane, items in lanes.items():
         if items:
             # Those whose turn has come ask first; the rest of the batch queues behind them if need be.
@@ -519,7 +698,7 @@ def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float
 
 def scheduled_later(item: Inbound, now: float) -> bool:
     """Whether the message is due after now (beyond the tolerance for SQS's whole-second delays)."""
-    schedule = item.request.schedule_time if item.request is not None else None
+    schedule = item.sendable.schedule_time if item.sendable is not None else None
     return schedule is not None and schedule.timestamp() > now + DUE_TOLERANCE_SECONDS
 
 
@@ -530,20 +709,22 @@ def _turn(item: Inbound) -> float | None:
 
 def _retry(item: Inbound, retry_at: float) -> DueWork:
     """A retry from `retry_at` on, with the jitter that spreads retries."""
-    return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.sms.priority))
+    return DueWork(WorkKind.RETRY, runtime.deferrer().due_at(retry_at, item.deferrals, item.priority))
 
 
 def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
-    request = item.sms
+    rid = item.request_id
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
     if deadline is not None and work.due_at >= deadline:  # it would come back too late: never sent late
-        return runtime.sender().expire(request, item.sqs_message_id, lease_until)
-    delay = runtime.deferrer().defer(item.body, request.request_id, request.priority, work, item.deferrals, deadline)
+        if item.bulk is not None:
+            return runtime.sender().expire_chunk(item.bulk, item.sqs_message_id, lease_until)
+        return runtime.sender().expire(item.sms, item.sqs_message_id, lease_until)
+    delay = runtime.deferrer().defer(item.body, rid, item.priority, work, item.deferrals, deadline, item.chunk_of)
     logger.info(
         "no capacity now; the message waits in its queue",
-        extra={"request_id": request.request_id, "delay_seconds": delay, "deferrals": item.deferrals + 1},
+        extra={"request_id": rid, "delay_seconds": delay, "deferrals": item.deferrals + 1},
     )
-    return RecordResult(request.request_id, "deferred", "rate_limited")
+    return RecordResult(rid, "deferred", "rate_limited")
 
 
 def _learn(limiter: RateLimiter, result: RecordResult) -> RecordResult:
@@ -571,15 +752,23 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     first = first_copies(list(inbound.values()))
     # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
-    # A message back from a wait may have been cancelled meanwhile: it must not take capacity.
-    returning = [item.request_id for item in candidates if item.request is not None and item.work is not None]
-    if returning and gate_open:
-        finished = runtime.store().finished(returning)
-        candidates = [item for item in candidates if item.request_id not in finished or item.request is None]
+    # A message back from a wait, or a chunk of a bulk request, may have been cancelled meanwhile: it must
+    # not take capacity (one read for the batch).
+    returning = {item.request_id for item in candidates if item.request is not None and item.work is not None}
+    parents = {item.chunk_of for item in candidates if item.chunk_of is not None}
+    finished = runtime.store().finished(sorted(returning | parents)) if gate_open and (returning | parents) else set()
+    stopped = {item.sqs_message_id for item in candidates if item.chunk_of is not None and item.chunk_of in finished}
+    candidates = [
+        item
+        for item in candidates
+        if item.sqs_message_id not in stopped and not (item.request_id in returning and item.request_id in finished)
+    ]
     max_age = runtime.settings().max_message_age_seconds
     waiting = admit(candidates, limiter, max_age, sender.now()) if gate_open else {}
 
     def work(item: Inbound) -> RecordResult:
+        if item.sqs_message_id in stopped and item.bulk is not None:
+            return sender.stop_chunk(item.bulk)
         if item.sqs_message_id in waiting:
             return _defer(item, waiting[item.sqs_message_id], lease_until)
         result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))

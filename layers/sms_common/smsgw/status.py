@@ -17,13 +17,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from smsgw.phone import mask
 from smsgw.producer import stack_outputs
-from smsgw.store import MessageStore
+from smsgw.records import StatusRecord
+from smsgw.store import BULK, MessageStore
 
 # The attributes other systems may read (docs/contract.md); the rest is the service's own bookkeeping.
 CONTRACT_ATTRIBUTES = (
     "request_id", "status", "phone", "message_id", "provider_status", "error_code", "error_message", "parts",
     "encoding", "cost", "priority", "type", "campaign_id", "schedule_time", "metadata", "attempts", "created_at",
-    "sent_at", "final_at", "cancel_requested_at", "cancel_result",
+    "sent_at", "final_at", "cancel_requested_at", "cancel_result", "kind", "children", "children_invalid",
+    "parent_id",
 )  # fmt: skip
 
 
@@ -43,9 +45,17 @@ def status_of(
         if "MessagesTableName" not in outputs:
             raise LookupError(f"stack {stack_name} has no MessagesTableName output")
         table = outputs["MessagesTableName"]
-    record = MessageStore(dynamodb or boto3.client("dynamodb"), table, retention_days=1).get(request_id)
+    store = MessageStore(dynamodb or boto3.client("dynamodb"), table, retention_days=1)
+    record = store.get(request_id)
     if record is None:
         return None
+    view = _view(record)
+    if record.kind == BULK:  # a bulk request: each number's record too
+        view["numbers"] = [_view(child) for child in store.children(request_id)]
+    return view
+
+
+def _view(record: StatusRecord) -> dict[str, Any]:
     values = asdict(record)
     view = {name: values[name] for name in CONTRACT_ATTRIBUTES if values.get(name) not in (None, {})}
     view["status"] = str(record.status)

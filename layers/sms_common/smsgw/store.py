@@ -24,13 +24,17 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from smsgw.message import SmsRequest, bounded
+from smsgw.message import BulkRequest, SmsRequest, bounded
 from smsgw.records import FINAL_STATUSES, AttemptState, CancelResult, DueWork, Status, StatusRecord, WorkKind
 
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
 # still has to look at carry `poll_work`; a final write removes it, so the index never holds history.
 WORK_INDEX, WORK, DUE = "WorkIndex", "poll_work", "due_at"
+# The numbers of a bulk request: a sparse index on (parent_id, request_id), keys only, so each child's
+# record is written to it once, when it is created.
+PARENT_INDEX, PARENT = "ParentIndex", "parent_id"
+BULK = "bulk"  # the `kind` of a bulk request's own record
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -161,6 +165,7 @@ class MessageStore:
             "sender_id": request.sender_id,
             "campaign_id": request.campaign_id,
             "schedule_time": request.schedule_time.isoformat() if request.schedule_time else None,
+            PARENT: request.parent_id,
         }
         sets.update({name: value for name, value in optional.items() if value is not None})
         claimed, item = self._transition(
@@ -183,23 +188,28 @@ class MessageStore:
             return Claim(token=None, existing=StatusRecord.from_item(item) if item else None)
         return Claim(token=token, attempts=int(item.get("attempts", 1)))
 
-    def schedule(self, request: SmsRequest, *, now: float, payload: str) -> StatusRecord | None:
-        """Record a message due later as `scheduled`, its body kept, in the work index at its schedule_time.
+    def schedule(self, request: SmsRequest | BulkRequest, *, now: float, payload: str) -> StatusRecord | None:
+        """Record a message (or a bulk request) due later as `scheduled`, its body kept, in the work index
+        at its schedule_time.
 
         No provider call and no claim: poll_status publishes it again when it is due, and that delivery
         claims it like any other. Returns None when it was recorded; else the record this request_id
         already has (a duplicate, however early or late)."""
         if request.schedule_time is None:
             raise ValueError("only a message with a schedule_time can be scheduled")
+        head = request.children[0] if isinstance(request, BulkRequest) else request
+        described: dict[str, Any] = (
+            {"kind": BULK, "children": len(request.children), "children_invalid": len(request.invalid)}
+            if isinstance(request, BulkRequest)
+            else {"phone": head.phone, "parts": head.segmentation.parts, "encoding": head.segmentation.encoding}
+        )
         item = {
             "request_id": request.request_id,
             "status": Status.SCHEDULED,
-            "phone": request.phone,
-            "parts": request.segmentation.parts,
-            "encoding": request.segmentation.encoding,
-            "priority": request.priority,
-            "type": request.type,
-            "metadata": request.metadata,
+            **described,
+            "priority": head.priority,
+            "type": head.type,
+            "metadata": head.metadata,
             "schedule_time": request.schedule_time.isoformat(),
             "payload": payload,
             "attempts": 0,
@@ -208,7 +218,7 @@ class MessageStore:
             TTL_ATTRIBUTE: int(request.schedule_time.timestamp()) + self._retention_seconds,
             **_pending(DueWork(WorkKind.SCHEDULED, request.schedule_time.timestamp())),
         }
-        item.update({k: v for k, v in (("sender_id", request.sender_id), ("campaign_id", request.campaign_id)) if v})
+        item.update({k: v for k, v in (("sender_id", head.sender_id), ("campaign_id", head.campaign_id)) if v})
         existing = self._create(item)
         if existing is None:
             return None
@@ -231,9 +241,17 @@ class MessageStore:
         return None
 
     def record_invalid(
-        self, request_id: str, error_code: str, error_message: str, *, now: float, sqs_message_id: str
+        self,
+        request_id: str,
+        error_code: str,
+        error_message: str,
+        *,
+        now: float,
+        sqs_message_id: str,
+        parent_id: str | None = None,
     ) -> bool:
-        """Record a request that breaks the contract as `failed`. False when the request_id already has a record."""
+        """Record a request (or one number of a bulk request) that breaks the contract as `failed`. False
+        when the request_id already has a record."""
         item = {
             "request_id": request_id,
             "status": Status.FAILED,
@@ -247,7 +265,103 @@ class MessageStore:
             "sqs_message_id": sqs_message_id,
             TTL_ATTRIBUTE: int(now) + self._retention_seconds,
         }
+        if parent_id is not None:
+            item[PARENT] = parent_id
         return self._create(item) is None
+
+    def open_bulk(self, bulk: BulkRequest, *, now: float, sqs_message_id: str) -> tuple[bool, StatusRecord | None]:
+        """A bulk request due now: its own record (`kind` bulk) becomes `sending` while its numbers are
+        handed to their chunks. Created, or taken from `scheduled`, or taken again from an earlier delivery
+        that stopped before it had handed them all on (the chunks are idempotent: each number is claimed).
+        (False, the record) when it was handed on already, or cancelled."""
+        head = bulk.children[0] if bulk.children else None
+        sets: dict[str, Any] = {
+            "status": Status.SENDING,
+            "kind": BULK,
+            "children": len(bulk.children),
+            "children_invalid": len(bulk.invalid),
+            "priority": bulk.priority,
+            "attempt_state": AttemptState.IN_FLIGHT,
+            "sqs_message_id": sqs_message_id,
+            "updated_at": iso(now),
+            TTL_ATTRIBUTE: int(now) + self._retention_seconds,
+        }
+        if head is not None:
+            sets.update({"type": head.type, "metadata": head.metadata})
+            sets.update({k: v for k, v in (("sender_id", head.sender_id), ("campaign_id", head.campaign_id)) if v})
+        opened, item = self._transition(
+            bulk.request_id,
+            when="attribute_not_exists(request_id) OR #status = :scheduled"
+            " OR (#status = :sending AND kind = :bulk AND attempt_state = :in_flight)",
+            when_values={
+                ":scheduled": Status.SCHEDULED,
+                ":sending": Status.SENDING,
+                ":bulk": BULK,
+                ":in_flight": AttemptState.IN_FLIGHT,
+            },
+            sets=sets,
+            sets_if_absent={"created_at": iso(now), "attempts": 0},
+            remove=(WORK, DUE, "payload"),
+        )
+        if opened:
+            return True, None
+        return False, StatusRecord.from_item(item) if item else self.get(bulk.request_id)
+
+    def fail_bulk(self, request_id: str, *, now: float, error_code: str, error_message: str) -> bool:
+        """A bulk request that cannot go at all (past its valid_until when due): `failed`, no number sent."""
+        sets = {
+            "status": Status.FAILED,
+            "attempt_state": AttemptState.DONE,
+            "error_code": error_code,
+            "error_message": bounded(error_message),
+            "final_at": iso(now),
+            "updated_at": iso(now),
+        }
+        return self._update(
+            request_id, sets, "#status = :sending AND kind = :bulk", {":sending": Status.SENDING, ":bulk": BULK}
+        )
+
+    def handed_on(self, request_id: str, *, now: float) -> bool:
+        """Every number of the bulk request is in a chunk of its own queue: a later copy is a duplicate."""
+        return self._update(
+            request_id,
+            {"attempt_state": AttemptState.DONE, "updated_at": iso(now)},
+            "#status = :sending AND kind = :bulk",
+            {":sending": Status.SENDING, ":bulk": BULK},
+        )
+
+    def children(self, parent_id: str, page_size: int = 100) -> list[StatusRecord]:
+        """Every number's record of a bulk request, in request_id order (the index keeps keys only)."""
+        keys: list[dict[str, Any]] = []
+        start: dict[str, Any] | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": PARENT_INDEX,
+                "KeyConditionExpression": "#parent = :parent",
+                "ExpressionAttributeNames": {"#parent": PARENT},
+                "ExpressionAttributeValues": _values({":parent": parent_id}),
+                "Limit": page_size,
+            }
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._client.query(**kwargs)
+            keys.extend({"request_id": item["request_id"]} for item in page.get("Items", []))
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        records: dict[str, StatusRecord] = {}
+        for n in range(0, len(keys), 100):  # BatchGetItem's most keys a call
+            pending: list[dict[str, Any]] = keys[n : n + 100]
+            while pending:
+                response = self._client.batch_get_item(
+                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                for item in response.get("Responses", {}).get(self._table, []):
+                    record = StatusRecord.from_item(_from_dynamo(item))
+                    records[record.request_id] = record
+                pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        return [records[rid] for rid in sorted(records)]
 
     def _update(
         self,
@@ -475,23 +589,29 @@ class MessageStore:
         when, values = _PUBLISHED_FROM[kind]
         return self._update(request_id, {"updated_at": iso(now)}, when, values, remove=(WORK, DUE))
 
-    def cancel(self, request_id: str, *, now: float) -> tuple[CancelResult | None, StatusRecord | None]:
+    def cancel(
+        self, request_id: str, *, now: float, answer_too_late: bool = True
+    ) -> tuple[CancelResult | None, StatusRecord | None]:
         """Cancel a message that has not gone to the provider: scheduled, held, released for a retry, or not
         seen yet (waiting in its queue for capacity, or not yet arrived: the `cancelled` record then stops
         it when it comes). One conditional write; its later copies find a final record and are duplicates.
 
         Returns (CANCELLED, None); (TOO_LATE, the record) when it had gone or may have (the cancel is
         written on the record, which goes on as it was); (None, the record) when this cancel was already
-        answered (a copy of it, or another cancel of the same message)."""
+        answered (a copy of it, or another cancel of the same message), or when it is too late and
+        `answer_too_late` is off (a number of a cancelled bulk request that had gone)."""
         cancelled, item = self._transition(
             request_id,
+            # A bulk request is cancelled while its numbers are being sent: each chunk then cancels those
+            # of its numbers that have not gone (their records say which went).
             when="attribute_not_exists(request_id) OR #status = :scheduled"
-            " OR (#status = :sending AND attempt_state IN (:released, :held))",
+            " OR (#status = :sending AND (attempt_state IN (:released, :held) OR kind = :bulk))",
             when_values={
                 ":scheduled": Status.SCHEDULED,
                 ":sending": Status.SENDING,
                 ":released": AttemptState.RELEASED,
                 ":held": AttemptState.HELD,
+                ":bulk": BULK,
             },
             sets={
                 "status": Status.CANCELLED,
@@ -509,7 +629,7 @@ class MessageStore:
         if cancelled:
             return CancelResult.CANCELLED, None
         existing = StatusRecord.from_item(item) if item else self.get(request_id)
-        if existing is None or existing.cancel_requested_at is not None:
+        if existing is None or existing.cancel_requested_at is not None or not answer_too_late:
             return None, existing
         refused, _ = self._transition(
             request_id,

@@ -43,6 +43,24 @@ class OutboundSms:
 
 
 @dataclass(frozen=True)
+class OutboundBulk:
+    """Several numbers in one request: one text to all (`texts` None) or a text per number."""
+
+    phones: tuple[str, ...]  # 8801XXXXXXXXX each
+    text: str | None
+    texts: tuple[str, ...] | None
+    sender_id: str
+    transactional: bool = True
+    campaign_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.texts is None) or (
+            self.texts is not None and len(self.texts) != len(self.phones)
+        ):
+            raise ValueError("one text for every number, or exactly one text per number")
+
+
+@dataclass(frozen=True)
 class SendResult:
     outcome: Outcome
     message_id: str | None = None
@@ -86,8 +104,14 @@ class Provider(Protocol):
     """One MiM dialect. Implementations only translate; they hold no state between calls."""
 
     name: str
+    max_numbers: int  # numbers one request may carry (1: the dialect sends each number on its own)
 
     def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult: ...
+
+    def send_bulk(self, bulk: OutboundBulk, credentials: Credentials) -> SendResult:
+        """Up to `max_numbers` numbers in one request (one call of the account's limit); one outcome
+        for all of them, with one message id that each number's report is looked up by."""
+        ...
 
     def balance(self, credentials: Credentials) -> BalanceResult: ...
 

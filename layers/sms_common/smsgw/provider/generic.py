@@ -9,6 +9,7 @@ from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
     DeliveryState,
+    OutboundBulk,
     OutboundSms,
     Outcome,
     SendResult,
@@ -59,6 +60,7 @@ DELIVERY_WORDS: dict[str, DeliveryState] = {
 
 class GenericProvider:
     name = "generic"
+    max_numbers = 1  # the guide's API has no bulk call: a bulk request is sent number by number
 
     def __init__(self, base_url: str, http: HttpClient) -> None:
         self._base_url = base_url
@@ -85,6 +87,15 @@ class GenericProvider:
             auth_failed=error_code == "authentication_failed",
             retry_after=retry_after(headers) if outcome is Outcome.THROTTLED else None,
         )
+
+    def send_bulk(self, bulk: OutboundBulk, credentials: Credentials) -> SendResult:
+        """One number only (max_numbers): the same request as send."""
+        if len(bulk.phones) != 1:
+            raise ValueError(f"the generic dialect sends one number per request, not {len(bulk.phones)}")
+        text = bulk.text if bulk.text is not None else (bulk.texts or ("",))[0]
+        sms = OutboundSms(bulk.phones[0], text, bulk.sender_id, transactional=bulk.transactional,
+                          campaign_id=bulk.campaign_id)  # fmt: skip
+        return self.send(sms, credentials)
 
     def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
         payload: dict[str, Any] = {

@@ -9,6 +9,7 @@ from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
     DeliveryState,
+    OutboundBulk,
     OutboundSms,
     Outcome,
     SendResult,
@@ -42,8 +43,18 @@ STATUS_CODES: dict[str, tuple[Outcome, str]] = {
 }
 
 
+def _campaign_required() -> SendResult:
+    return SendResult(
+        Outcome.PERMANENT,
+        error_code="invalid_request",
+        error_message="campaign_id is required for promotional messages in the official MiM API",
+    )
+
+
 class OfficialProvider:
     name = "official"
+    # MiM documents no maximum for OneToMany and DSMS; BULK_CHUNK_SIZE (default 100) sets the chunks.
+    max_numbers = 1000
 
     def __init__(self, base_url: str, http: HttpClient) -> None:
         self._base_url = base_url
@@ -80,11 +91,7 @@ class OfficialProvider:
 
     def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
         if not sms.transactional and not sms.campaign_id:
-            return SendResult(
-                Outcome.PERMANENT,
-                error_code="invalid_request",
-                error_message="campaign_id is required for promotional messages in the official MiM API",
-            )
+            return _campaign_required()
         payload = {
             "UserName": credentials.username,
             "Apikey": credentials.api_key,
@@ -94,10 +101,43 @@ class OfficialProvider:
             "TransactionType": "T" if sms.transactional else "P",
             "Message": sms.text,
         }
+        return self._sent(self._post_send("SMS", payload))
+
+    def send_bulk(self, bulk: OutboundBulk, credentials: Credentials) -> SendResult:
+        """One text to many numbers through OneToMany; a text per number through DSMS (TransactionType D)."""
+        if bulk.texts is not None:
+            payload: dict[str, Any] = {
+                "UserName": credentials.username,
+                "Apikey": credentials.api_key,
+                "SenderName": bulk.sender_id,
+                "TransactionType": "D",
+                "SmsData": [
+                    {"MobNumber": phone, "Message": text} for phone, text in zip(bulk.phones, bulk.texts, strict=True)
+                ],
+            }
+            return self._sent(self._post_send("DSMS", payload))
+        if not bulk.transactional and not bulk.campaign_id:
+            return _campaign_required()
+        payload = {
+            "UserName": credentials.username,
+            "Apikey": credentials.api_key,
+            "MobileNumber": ",".join(bulk.phones),
+            "CampaignId": bulk.campaign_id or "null",
+            "SenderName": bulk.sender_id,
+            "TransactionType": "T" if bulk.transactional else "P",
+            "Message": bulk.text,
+        }
+        return self._sent(self._post_send("OneToMany", payload))
+
+    def _post_send(self, path: str, payload: dict[str, Any]) -> HttpResponse | SendResult:
         try:
-            response = self._post("SMS", payload)
+            return self._post(path, payload)
         except TransportError as exc:
             return SendResult(exc.outcome, error_code=exc.code, error_message=exc.detail)
+
+    def _sent(self, response: HttpResponse | SendResult) -> SendResult:
+        if isinstance(response, SendResult):
+            return response
         failure, body = self._judge(response)
         if failure is not None:
             return failure

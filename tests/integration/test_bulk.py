@@ -1,0 +1,291 @@
+"""Bulk requests: one text to many numbers (`phones`) or a text per number (`messages`), a record per number,
+sent in chunks (OneToMany / DSMS in the official dialect, number by number in the generic one)."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from conftest import FakeContext, Stack, sqs_event
+
+from mimsms_simulator import MimSmsSimulator
+from smsgw import runtime
+from smsgw.polling import Poller
+from smsgw.status import status_of
+
+SEND_PATHS = {"/send-sms", "/api/SmsSending/SMS", "/api/SmsSending/OneToMany", "/api/SmsSending/DSMS"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(configured: Stack, simulator: MimSmsSimulator) -> Clock:
+    fake = Clock()
+    simulator.state.clock = fake
+    runtime.sender()._clock = fake
+    return fake
+
+
+@pytest.fixture
+def poller(configured: Stack, clock: Clock) -> Poller:
+    return runtime.make_poller(clock)
+
+
+def bulk(request_id: str, numbers: list[Any], **fields: Any) -> str:
+    return json.dumps({"phones": numbers, "message": "Eid sale: 20% off today", "request_id": request_id, **fields})
+
+
+def invoke(handler: Any, *bodies: str, start: int = 1) -> list[str]:
+    response = handler(sqs_event(*bodies, start=start), FakeContext())
+    return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
+
+
+def drain_chunks(handler: Any, stack: Stack, queue_url: str | None = None) -> int:
+    """Deliver what waits in the queue (the chunks) as Lambda's poller would, until it is empty."""
+    batches = 0
+    while event := stack.sqs_event_from_queue(queue_url):
+        if not event["Records"]:
+            break
+        assert handler(event, FakeContext())["batchItemFailures"] == []
+        batches += 1
+    return batches
+
+
+def requests(sim: MimSmsSimulator) -> list[Any]:
+    return [r for r in sim.state.received if r.path in SEND_PATHS]
+
+
+def statuses(stack: Stack, prefix: str) -> dict[str, str]:
+    return {r["request_id"]: r["status"] for r in stack.records() if r["request_id"].startswith(prefix + ":")}
+
+
+def test_one_text_to_many_numbers_is_a_record_per_number_each_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, dialect: str
+) -> None:
+    numbers = ["01712345678", "+880 1812-345678", "017 1234 5678", "0171", 42, "01912345678"]
+    assert invoke(send_handler, bulk("eid", numbers)) == []
+    assert requests(simulator) == []  # handed on in chunks: no provider call yet
+    parent = configured.record("eid")
+    assert parent is not None
+    assert (parent["status"], parent["kind"], parent["children"], parent["children_invalid"]) == (
+        "sending", "bulk", 3, 2
+    )  # fmt: skip
+    assert parent["attempt_state"] == "done"
+
+    drain_chunks(send_handler, configured)
+    assert statuses(configured, "eid") == {
+        "eid:8801712345678": "sent",
+        "eid:8801812345678": "sent",
+        "eid:8801912345678": "sent",
+        "eid:invalid-4": "failed",
+        "eid:invalid-5": "failed",
+    }
+    invalid = configured.record("eid:invalid-4")
+    assert invalid is not None
+    assert (invalid["error_code"], invalid["parent_id"]) == ("invalid_phone", "eid")
+    assert "phones[4]" in invalid["error_message"]
+    sent = requests(simulator)
+    if dialect == "official":  # one OneToMany request for the three numbers: one call of the limit
+        (request,) = sent
+        assert request.path == "/api/SmsSending/OneToMany"
+        assert request.body["MobileNumber"] == "8801712345678,8801812345678,8801912345678"
+    else:
+        assert sorted(r.body["phone"] for r in sent) == ["8801712345678", "8801812345678", "8801912345678"]
+    assert len(simulator.state.sent) == 3
+    events = configured.status_events()  # the invalid numbers are final at once
+    assert sorted(e["detail"]["request_id"] for e in events) == ["eid:invalid-4", "eid:invalid-5"]
+
+    view = status_of("eid", table=configured.table, dynamodb=configured.dynamodb)
+    assert view is not None
+    assert [n["request_id"] for n in view["numbers"]] == sorted(statuses(configured, "eid"))
+    assert {n.get("phone") for n in view["numbers"]} == {"88017******78", "88018******78", "88019******78", None}
+
+
+def test_each_numbers_report_is_looked_up_by_its_number(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    simulator.state.script_delivery("8801812345678", [(0, "Undelivered")])
+    assert invoke(send_handler, bulk("dlr", ["01712345678", "01812345678"])) == []
+    drain_chunks(send_handler, configured)
+    clock.now += 120
+    summary = poller.run(deadline=clock.now + 30)
+    assert (summary.delivered, summary.failed) == (1, 1)
+    assert statuses(configured, "dlr") == {"dlr:8801712345678": "delivered", "dlr:8801812345678": "failed"}
+
+
+@pytest.mark.parametrize("dialect", ["official"])
+def test_a_text_per_number_goes_as_dsms_in_the_official_dialect(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    body = json.dumps({"request_id": "bills", "messages": [
+        {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
+        {"phone": "01812345678", "message": "রহিম, আপনার বিল ৫৪০ টাকা"},
+        {"phone": "0171", "message": "nobody"},
+    ]})  # fmt: skip
+    assert invoke(send_handler, body) == []
+    drain_chunks(send_handler, configured)
+    (request,) = requests(simulator)
+    assert (request.path, request.body["TransactionType"]) == ("/api/SmsSending/DSMS", "D")
+    assert [item["MobNumber"] for item in request.body["SmsData"]] == ["8801712345678", "8801812345678"]
+    texts = {sms.phone: sms.text for sms in simulator.state.sent.values()}
+    assert texts["8801812345678"] == "রহিম, আপনার বিল ৫৪০ টাকা"
+    bangla = configured.record("bills:8801812345678")
+    assert bangla is not None
+    assert (bangla["status"], bangla["encoding"]) == ("sent", "ucs2")
+    assert statuses(configured, "bills")["bills:invalid-3"] == "failed"
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
+def test_a_text_per_number_goes_number_by_number_in_the_generic_dialect(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    body = json.dumps({"request_id": "bills", "messages": [
+        {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
+        {"phone": "01812345678", "message": "Karim, your bill is 120 BDT"},
+    ]})  # fmt: skip
+    assert invoke(send_handler, body) == []
+    drain_chunks(send_handler, configured)
+    assert sorted((r.body["phone"], r.body["message"]) for r in requests(simulator)) == [
+        ("8801712345678", "Rahim, your bill is 540 BDT"),
+        ("8801812345678", "Karim, your bill is 120 BDT"),
+    ]
+
+
+def test_a_number_twice_in_messages_is_an_invalid_request(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    body = json.dumps({"request_id": "twice", "messages": [
+        {"phone": "01712345678", "message": "one"}, {"phone": "+8801712345678", "message": "two"},
+    ]})  # fmt: skip
+    assert invoke(send_handler, body) == []
+    (record,) = configured.records()
+    assert (record["request_id"], record["status"], record["error_code"]) == ("twice", "failed", "invalid_request")
+    assert "twice" in record["error_message"]
+    assert requests(simulator) == []
+
+
+def test_chunks_are_the_configured_size_and_each_one_call(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch, dialect: str
+) -> None:
+    monkeypatch.setenv("BULK_CHUNK_SIZE", "2")
+    runtime.reset()
+    numbers = [f"0171234560{i}" for i in range(5)]
+    assert invoke(send_handler, bulk("chunked", numbers)) == []
+    assert len(configured.deferred()) == 0  # chunks wait for no one: published to be sent now
+    drain_chunks(send_handler, configured)
+    sizes = [len(r.body["MobileNumber"].split(",")) if "MobileNumber" in r.body else 1 for r in requests(simulator)]
+    assert sorted(sizes) == ([1, 2, 2] if dialect == "official" else [1, 1, 1, 1, 1])
+    assert set(statuses(configured, "chunked").values()) == {"sent"}
+
+
+def test_a_bulk_request_delivered_twice_is_handed_on_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    body = bulk("twice-over", ["01712345678", "01812345678"])
+    assert invoke(send_handler, body) == []
+    assert invoke(send_handler, body, start=2) == []  # the producer published it again
+    drain_chunks(send_handler, configured)
+    assert len(simulator.state.sent) == 2
+
+
+def test_a_cancelled_bulk_request_stops_what_has_not_gone(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    assert invoke(send_handler, bulk("stop", ["01712345678", "01812345678"])) == []
+    assert invoke(send_handler, json.dumps({"action": "cancel", "request_id": "stop"}), start=2) == []
+    drain_chunks(send_handler, configured)
+    assert requests(simulator) == []
+    assert statuses(configured, "stop") == {"stop:8801712345678": "cancelled", "stop:8801812345678": "cancelled"}
+    parent = configured.record("stop")
+    assert parent is not None
+    assert parent["status"] == "cancelled"
+    events = configured.status_events()
+    assert sorted(e["detail"]["request_id"] for e in events) == ["stop", "stop:8801712345678", "stop:8801812345678"]
+    assert {e["detail-type"] for e in events} == {"SMS Final Status"}
+
+
+def test_a_scheduled_bulk_request_is_held_whole_then_handed_on_when_due(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    due = clock.now + 86400
+    body = bulk("later", ["01712345678", "01812345678"], schedule_time=datetime.fromtimestamp(due, UTC).isoformat())
+    assert invoke(send_handler, body) == []
+    parent = configured.record("later")
+    assert parent is not None
+    assert (parent["status"], parent["kind"], parent["children"]) == ("scheduled", "bulk", 2)
+    assert statuses(configured, "later") == {}
+
+    clock.now = due + 1
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 1
+    drain_chunks(send_handler, configured)  # the bulk request, then its chunk
+    assert statuses(configured, "later") == {"later:8801712345678": "sent", "later:8801812345678": "sent"}
+    assert all("schedule_time" not in r.body for r in requests(simulator))  # MiM is asked to send now
+
+
+def test_a_throttled_chunk_waits_and_is_then_sent_once(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, dialect: str
+) -> None:
+    simulator.state.rate_limits = ((1, 60),)
+    for username in simulator.state.accounts:  # MiM counts another client's call: its window is full
+        simulator.state.rate_check(username)
+    assert invoke(send_handler, bulk("slow", ["01712345678", "01812345678"])) == []
+    drain_chunks(send_handler, configured)
+    assert set(statuses(configured, "slow").values()) == {"sending"}
+    assert len(configured.deferred()) == (1 if dialect == "official" else 2)  # each chunk waits as one message
+
+    simulator.state.rate_limits = ((100, 60),)
+    configured.rate_window_passes()
+    configured.end_delays()
+    drain_chunks(send_handler, configured)
+    assert set(statuses(configured, "slow").values()) == {"sent"}
+    assert len(simulator.state.sent) == 2
+
+
+def test_logs_never_hold_a_whole_number_of_a_bulk_request(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, log_output: Any
+) -> None:
+    assert invoke(send_handler, bulk("quiet", ["01712345678", "0171"])) == []
+    drain_chunks(send_handler, configured)
+    logged = log_output()
+    assert "quiet:88017******78" in logged
+    assert "8801712345678" not in logged
+    assert "Eid sale" not in logged
+
+
+def test_a_scheduled_bulk_request_past_its_valid_until_when_due_ends_failed_expired(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    due = clock.now + 3600
+    body = bulk("stale", ["01712345678"], schedule_time=datetime.fromtimestamp(due, UTC).isoformat(),
+                valid_until=datetime.fromtimestamp(due + 60, UTC).isoformat())  # fmt: skip
+    assert invoke(send_handler, body) == []
+    clock.now = due + 1
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 1
+    clock.now = due + 120  # the poller published it, and it came back too late
+    drain_chunks(send_handler, configured)
+    parent = configured.record("stale")
+    assert parent is not None
+    assert (parent["status"], parent["error_code"]) == ("failed", "expired")
+    assert statuses(configured, "stale") == {}
+    assert requests(simulator) == []
+    (event,) = configured.status_events()
+    assert (event["detail"]["request_id"], event["detail"]["status"]) == ("stale", "failed")
+
+
+def test_a_bulk_request_with_no_valid_number_records_each_and_sends_nothing(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    later = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    assert invoke(send_handler, bulk("none", ["0171", "12345"], schedule_time=later)) == []
+    assert statuses(configured, "none") == {"none:invalid-1": "failed", "none:invalid-2": "failed"}
+    assert configured.queued_bodies() == []
+    assert requests(simulator) == []
