@@ -273,6 +273,34 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     return aws
 
 
+class Clock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(configured: Stack, simulator: MimSmsSimulator) -> Clock:
+    """One test clock for the send path and MiM (modules with a clock of their own override this)."""
+    fake = Clock()
+    simulator.state.clock = fake
+    runtime.sender()._clock = fake
+    return fake
+
+
+@pytest.fixture
+def poller(configured: Stack, clock: Clock) -> Any:
+    """poll_status's work on the test clock."""
+    return runtime.make_poller(clock)
+
+
 class FakeContext:
     """The parts of the Lambda context the handlers and Powertools read."""
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import FakeContext, Stack, sqs_event
+from conftest import Clock, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
@@ -17,27 +17,6 @@ from smsgw.polling import Poller
 from smsgw.status import status_of
 
 SEND_PATHS = {"/send-sms", "/api/SmsSending/SMS", "/api/SmsSending/OneToMany", "/api/SmsSending/DSMS"}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(configured: Stack, simulator: MimSmsSimulator) -> Clock:
-    fake = Clock()
-    simulator.state.clock = fake
-    runtime.sender()._clock = fake
-    return fake
-
-
-@pytest.fixture
-def poller(configured: Stack, clock: Clock) -> Poller:
-    return runtime.make_poller(clock)
 
 
 def bulk(request_id: str, numbers: list[Any], **fields: Any) -> str:

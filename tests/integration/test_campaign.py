@@ -8,12 +8,11 @@ measures (calls per window, the OTP's wait) does not depend on the campaign's le
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import FakeContext, Stack, sqs_event
+from conftest import Clock, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
@@ -23,16 +22,6 @@ CAMPAIGN = {"official": 10_000, "generic": 1_000}
 WINDOW = 60.0  # MiM's shortest window: 100 requests a minute
 MIM_LIMITS = "100/60,1000/3600,10000/86400"
 CHUNK = 100  # BULK_CHUNK_SIZE's default
-
-
-class Clock:
-    """Time that moves only when the test says so: the send path, limiter, poller and MiM share it."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def campaign_bodies(schedule_time: str, size: int) -> list[str]:

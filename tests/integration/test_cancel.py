@@ -3,41 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import USERNAME, FakeContext, Stack, sqs_event
+from conftest import USERNAME, Clock, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
 from smsgw.limiter import Lane
 from smsgw.polling import Poller
 from smsgw.status import status_of
-
-
-class Clock:
-    """Time that moves only when a test says so (the send path, the poller and the simulator share it)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(configured: Stack, simulator: MimSmsSimulator) -> Clock:
-    fake = Clock()
-    simulator.state.clock = fake
-    runtime.sender()._clock = fake
-    return fake
-
-
-@pytest.fixture
-def poller(configured: Stack, clock: Clock) -> Poller:
-    return runtime.make_poller(clock)
 
 
 def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:

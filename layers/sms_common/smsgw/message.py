@@ -423,6 +423,7 @@ def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_
 
     children: dict[str, SmsRequest] = {}
     invalid: list[InvalidChild] = []
+    seen: set[str] = set()  # numbers met so far, whether their text can be sent or not
     for position, entry in enumerate(entries, start=1):
         raw_phone: object = entry
         if personal:
@@ -433,16 +434,17 @@ def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_
         try:
             phone = phones.normalise(raw_phone)
         except phones.PhoneError as exc:
-            quoted = _quote(raw_phone) if isinstance(raw_phone, str) else type(raw_phone).__name__
+            # By its position, not quoted: an almost-number may be someone's number, and events carry this.
             invalid.append(InvalidChild(f"{request_id}:invalid-{position}", exc.code,
-                                        bounded(f"{field_name}[{position}] {quoted}: {exc}")))  # fmt: skip
+                                        bounded(f"{field_name}[{position}]: {exc}")))  # fmt: skip
             continue
         child_id = child_request_id(request_id, phone)
-        if child_id in children:
+        if child_id in seen:
             if personal:
                 raise InvalidRequest("invalid_request", f"messages names {phones.mask(phone)} twice: which text "
                                      "is meant?", request_id)  # fmt: skip
             continue  # the same number twice in phones: sent once
+        seen.add(child_id)
         try:
             text, segmentation = common or _text(entry["message"], f"messages[{position}].message", child_id,
                                                  smart_encoding)  # fmt: skip
