@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from conftest import USERNAME, FakeContext, Stack, load_handler, sqs_event
+from conftest import USERNAME, Clock, FakeContext, Stack, load_handler, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
@@ -17,19 +17,6 @@ from smsgw.limiter import Lane
 from smsgw.message import parse_request
 from smsgw.polling import Poller
 from smsgw.records import WorkKind
-
-
-class Clock:
-    """Time that moves only when a test says so (shared by the poller and the simulator)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class TickingClock:
