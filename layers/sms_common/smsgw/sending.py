@@ -228,7 +228,7 @@ class Sender:
             return self._hand_on(inbound, inbound.bulk, lease_until)
         request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
 
-        log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+        log = _log_of(request)
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
             return self.expire(request, sqs_message_id, lease_until)
@@ -307,7 +307,7 @@ class Sender:
 
     def expire(self, request: SmsRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
         """Past its valid_until (or the maximum age), or would be before capacity comes: `failed` / `expired`."""
-        log = {"request_id": request.request_id, "phone": mask_phone(request.phone)}
+        log = _log_of(request)
         claim = self._claim(request, lease_until, sqs_message_id)
         if claim.token is None:
             return self._duplicate(request, claim.existing, log)
@@ -426,9 +426,9 @@ class Sender:
             logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "credentials_unavailable",
                                                                        "error": str(exc)})  # fmt: skip
             return RecordResult(rid, "retry", "credentials_unavailable")
-        head = bulk.children[0]
-        sender_id = head.sender_id or credentials.sender_id or self._settings.default_sender_id
-        if not sender_id:
+        # The numbers share every field but the phone (and, in messages, the text): the first speaks for all.
+        planned = self._outbound(bulk.children[0], credentials)
+        if planned is None:
             logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "missing_sender_id"})
             return RecordResult(rid, "retry", "missing_sender_id")
 
@@ -444,18 +444,13 @@ class Sender:
             return RecordResult(rid, "duplicate", children=tuple(results))
 
         def send(creds: Credentials) -> SendResult:
-            chosen = head.sender_id or creds.sender_id or self._settings.default_sender_id or sender_id
-            transactional = head.type == "transactional"
+            first = self._outbound(claimed[0][0], creds) or replace(planned, phone=claimed[0][0].phone)
             if len(claimed) == 1:
-                child = claimed[0][0]
-                single = OutboundSms(child.phone, child.text, chosen, child.priority, transactional, head.campaign_id)
-                return self._provider.send(single, creds)
+                return self._provider.send(first, creds)
             numbers = tuple(child.phone for child, _ in claimed)
-            if bulk.personal:
-                texts = tuple(child.text for child, _ in claimed)
-                outbound = OutboundBulk(numbers, None, texts, chosen, transactional, head.campaign_id)
-            else:
-                outbound = OutboundBulk(numbers, head.text, None, chosen, transactional, head.campaign_id)
+            texts = tuple(child.text for child, _ in claimed) if bulk.personal else None
+            outbound = OutboundBulk(numbers, None if texts else first.text, texts, first.sender_id,
+                                    first.transactional, first.campaign_id)  # fmt: skip
             return self._provider.send_bulk(outbound, creds)
 
         result = self._call(send, credentials, log)

@@ -332,7 +332,7 @@ class MessageStore:
 
     def children(self, parent_id: str, page_size: int = 100) -> list[StatusRecord]:
         """Every number's record of a bulk request, in request_id order (the index keeps keys only)."""
-        keys: list[dict[str, Any]] = []
+        ids: list[str] = []
         start: dict[str, Any] | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -346,21 +346,14 @@ class MessageStore:
             if start:
                 kwargs["ExclusiveStartKey"] = start
             page = self._client.query(**kwargs)
-            keys.extend({"request_id": item["request_id"]} for item in page.get("Items", []))
+            ids.extend(item["request_id"]["S"] for item in page.get("Items", []))
             start = page.get("LastEvaluatedKey")
             if not start:
                 break
-        records: dict[str, StatusRecord] = {}
-        for n in range(0, len(keys), 100):  # BatchGetItem's most keys a call
-            pending: list[dict[str, Any]] = keys[n : n + 100]
-            while pending:
-                response = self._client.batch_get_item(
-                    RequestItems={self._table: {"Keys": pending, "ConsistentRead": True}}
-                )
-                for item in response.get("Responses", {}).get(self._table, []):
-                    record = StatusRecord.from_item(_from_dynamo(item))
-                    records[record.request_id] = record
-                pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+        items, unread = self._batch_get(ids, ConsistentRead=True)
+        if unread:
+            raise RuntimeError(f"DynamoDB left {len(unread)} of the numbers' records unread; ask again")
+        records = {record.request_id: record for record in (StatusRecord.from_item(_from_dynamo(i)) for i in items)}
         return [records[rid] for rid in sorted(records)]
 
     def _update(
@@ -641,23 +634,30 @@ class MessageStore:
 
     def finished(self, request_ids: list[str]) -> set[str]:
         """Which of these request_ids have a final record (a cancelled one, say): one BatchGetItem for a
-        batch, reading only the key and the status. Keys DynamoDB leaves unprocessed count as not final."""
+        batch, reading only the key and the status. Keys DynamoDB still leaves unprocessed count as not final
+        (their messages then take capacity and meet the final record at their claim)."""
+        items, _ = self._batch_get(request_ids, ProjectionExpression="request_id, #status",
+                                   ExpressionAttributeNames={"#status": "status"})  # fmt: skip
+        return {item["request_id"]["S"] for item in items if item.get("status", {}).get("S") in FINAL_STATUSES}
+
+    def _batch_get(
+        self, request_ids: list[str], rounds: int = 3, **options: Any
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """BatchGetItem for these request_ids, 100 keys a call, asking again for the keys DynamoDB leaves
+        unprocessed (up to `rounds` times): (the items found, as DynamoDB gives them; the ids left unread)."""
         keys = [{"request_id": {"S": rid}} for rid in dict.fromkeys(request_ids)]
-        found: set[str] = set()
+        items: list[dict[str, Any]] = []
+        unread: list[str] = []
         for start in range(0, len(keys), 100):  # BatchGetItem's most keys a call
-            response = self._client.batch_get_item(
-                RequestItems={
-                    self._table: {
-                        "Keys": keys[start : start + 100],
-                        "ProjectionExpression": "request_id, #status",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                    }
-                }
-            )
-            for item in response.get("Responses", {}).get(self._table, []):
-                if item.get("status", {}).get("S") in FINAL_STATUSES:
-                    found.add(item["request_id"]["S"])
-        return found
+            pending = keys[start : start + 100]
+            for _ in range(rounds):
+                response = self._client.batch_get_item(RequestItems={self._table: {"Keys": pending, **options}})
+                items.extend(response.get("Responses", {}).get(self._table, []))
+                pending = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+                if not pending:
+                    break
+            unread.extend(key["request_id"]["S"] for key in pending)
+        return items, unread
 
     def get(self, request_id: str) -> StatusRecord | None:
         response = self._client.get_item(
