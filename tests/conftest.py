@@ -162,6 +162,10 @@ class Stack:
 
         return sqs_backends[DEFAULT_ACCOUNT_ID][REGION].get_queue(queue_url.rsplit("/", 1)[1])
 
+    def in_queue(self, queue_url: str | None = None) -> list[dict[str, Any]]:
+        """The bodies of every message in a queue, visible or delayed, without receiving them."""
+        return [json.loads(m.body) for m in self._moto_queue(queue_url or self.send_queue_url)._messages]
+
     def deferred(self, queue_url: str | None = None) -> list[Deferred]:
         """Messages waiting in a queue with a delay (waiting for capacity), without receiving them."""
 

@@ -219,7 +219,7 @@ def test_a_throttled_chunk_waits_and_is_then_sent_once(
     assert invoke(send_handler, bulk("slow", ["01712345678", "01812345678"])) == []
     drain_chunks(send_handler, configured)
     assert set(statuses(configured, "slow").values()) == {"sending"}
-    assert len(configured.deferred()) == (1 if dialect == "official" else 2)  # each chunk waits as one message
+    assert len(configured.deferred()) == 1  # the chunk waits as one message (generic: from its throttled number on)
 
     simulator.state.rate_limits = ((100, 60),)
     configured.rate_window_passes()
@@ -227,6 +227,49 @@ def test_a_throttled_chunk_waits_and_is_then_sent_once(
     drain_chunks(send_handler, configured)
     assert set(statuses(configured, "slow").values()) == {"sent"}
     assert len(simulator.state.sent) == 2
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
+def test_a_chunk_granted_some_of_its_calls_sends_those_numbers_and_the_rest_waits_its_turn(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "6/60")  # a call a number: a chunk of ten needs more than a window
+    runtime.reset()
+    clock = Clock()
+    simulator.state.clock = runtime.sender()._clock = runtime.limiter()._clock = clock
+    simulator.state.rate_limits = ((6, 60),)
+    numbers = [f"01712345{n:03d}" for n in range(25)]
+    assert invoke(send_handler, bulk("paced", numbers)) == []
+    drain_chunks(send_handler, configured)
+    first = len(simulator.state.sent)
+    assert 0 < first < 10  # the first chunk went in part
+    assert sorted(len(c.body["phones"]) for c in configured.deferred()) == sorted([10 - first, 10, 5])
+
+    while waiting := configured.deferred():  # each comes back at its turn
+        clock.now = min(c.work.due_at for c in waiting if c.work is not None)
+        configured.end_delays()
+        drain_chunks(send_handler, configured)
+    assert sorted(m.phone for m in simulator.state.sent.values()) == sorted(f"88{n}" for n in numbers)  # each once
+    assert set(statuses(configured, "paced").values()) == {"sent"}
+    assert simulator.state.rate_rejections == 0  # never past MiM's limit
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
+def test_a_chunk_sent_number_by_number_stops_when_the_provider_fails_and_its_numbers_wait(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    simulator.state.faults.push("http_503")
+    assert invoke(send_handler, bulk("outage", ["01712345678", "01812345678", "01912345678"])) == []
+    drain_chunks(send_handler, configured)
+    assert len(requests(simulator)) == 1  # the first call failed: the others are not tried against a failing MiM
+    (waiting,) = configured.deferred()
+    assert len(waiting.body["phones"]) == 3
+    assert statuses(configured, "outage") == {"outage:8801712345678": "sending"}  # released for a retry
+
+    configured.end_delays()
+    drain_chunks(send_handler, configured)
+    assert set(statuses(configured, "outage").values()) == {"sent"}
+    assert len(simulator.state.sent) == 3
 
 
 def test_logs_never_hold_a_whole_number_of_a_bulk_request(

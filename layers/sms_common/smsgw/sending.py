@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -57,6 +58,10 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "handed_on": "BulkRequests",  # a bulk request's numbers handed to their chunks
 }
 BALANCE_WAIT_SECONDS = 60.0  # a chunk that meets a closed gate waits this long in its queue (a poll run)
+# A dialect without a bulk call sends a chunk number by number, a call each, in series in one worker: a
+# chunk of this many fits well inside the function's time and inside bulk's burst of the shortest window
+# (a sixth of 100 a minute), so it usually gets all its calls at once (what it does not get waits its turn).
+CALLS_PER_CHUNK = 10
 
 
 class RetryLater(Exception):
@@ -131,8 +136,21 @@ class Inbound:
     @property
     def sends_now(self) -> bool:
         """Whether this record makes a provider call when it goes: one SMS, or a chunk of a bulk request
-        (a bulk request itself is handed on to its chunks, which take capacity one request each)."""
+        (a bulk request itself is handed on to its chunks, which take capacity a call each)."""
         return self.request is not None or (self.bulk is not None and self.chunk_of is not None)
+
+    def calls(self, max_numbers: int) -> int:
+        """Provider calls this record makes when it goes: a chunk's numbers `max_numbers` to a call."""
+        if self.bulk is None:
+            return 1
+        return max(1, math.ceil(len(self.bulk.children) / max_numbers))
+
+    def with_numbers(self, children: tuple[SmsRequest, ...]) -> Inbound:
+        """This chunk with only `children` (some of its numbers): its body written for them."""
+        if self.bulk is None:
+            raise ValueError(f"record {self.sqs_message_id} is not a chunk of a bulk request")
+        bulk = replace(self.bulk, children=children)
+        return replace(self, bulk=bulk, body=chunk_body(json.loads(self.body), bulk))
 
     @property
     def priority(self) -> Priority:
@@ -402,7 +420,8 @@ class Sender:
             self._store.record_invalid(child.request_id, child.code, child.message, now=now,
                                        sqs_message_id=inbound.sqs_message_id, parent_id=rid)  # fmt: skip
             invalid.append(RecordResult(child.request_id, "invalid", child.code))
-        size = max(1, min(self._settings.bulk_chunk_size, self._provider.max_numbers))
+        per_call = self._provider.max_numbers
+        size = max(1, min(self._settings.bulk_chunk_size, per_call if per_call > 1 else CALLS_PER_CHUNK))
         bodies = chunk_bodies(inbound.body, bulk, size, deadline)
         deferrer = self._deferrer or runtime.deferrer()
         deferrer.hand_on(bodies, bulk.priority, rid)
@@ -431,6 +450,9 @@ class Sender:
         if planned is None:
             logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "missing_sender_id"})
             return RecordResult(rid, "retry", "missing_sender_id")
+
+        if self._provider.max_numbers == 1:
+            return self._send_each(bulk, planned, credentials, lease_until, sqs_message_id)
 
         results: list[RecordResult] = []
         claimed: list[tuple[SmsRequest, Claim]] = []
@@ -468,6 +490,50 @@ class Sender:
         ]
         first = settled[0]  # one outcome for every number of the request
         return replace(first, request_id=rid, children=tuple(results + settled))
+
+    def _send_each(
+        self, bulk: BulkRequest, planned: OutboundSms, credentials: Credentials, lease_until: float, sqs_message_id: str
+    ) -> RecordResult:
+        """A chunk in a dialect without a bulk call: number by number, each claimed just before its own call.
+        It stops at the first answer that leaves its number to try again (a throttle, a failure to retry, a
+        closed gate) or that says the provider is failing: the numbers not settled then wait as a chunk
+        (process_batch publishes them again), so none is sent twice and none is left behind."""
+        rid = bulk.request_id
+        results: list[RecordResult] = []
+        for child in bulk.children:
+            log = _log_of(child)
+            claim = self._claim(child, lease_until, sqs_message_id)
+            if claim.token is None:
+                results.append(self._duplicate(child, claim.existing, log))
+                continue
+            fallback = replace(planned, phone=child.phone, text=child.text)
+
+            def send(creds: Credentials, child: SmsRequest = child, fallback: OutboundSms = fallback) -> SendResult:
+                return self._provider.send(self._outbound(child, creds) or fallback, creds)
+
+            result = self._call(send, credentials, log)
+            if result.error_code == "insufficient_balance" and self._gate.enabled:
+                unsent = bulk.children[len(results) :]
+                need = sum(other.segmentation.parts for other in unsent) * self._settings.price_per_part
+                self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
+                self._release(child, claim.token, "insufficient_balance", result.error_message or "", log)
+                retry_at = self._clock() + BALANCE_WAIT_SECONDS
+                return RecordResult(rid, "deferred", "insufficient_balance", retry_at=retry_at, provider_reached=True,
+                                    children=tuple(results))  # fmt: skip
+            settled = self._settle(child, claim.token, claim.attempts, result, log)
+            results.append(settled)
+            if settled.disposition in ("deferred", "retry"):
+                return replace(settled, request_id=rid, children=tuple(results))
+            if settled.provider_reached is False and len(results) < len(bulk.children):
+                # The provider is failing: the rest wait (and the outage count sees one failure per chunk).
+                backoff = self._clock() + self._settings.retry_base_seconds
+                return replace(
+                    settled, request_id=rid, disposition="deferred", retry_at=backoff, children=tuple(results)
+                )
+        sent = [result for result in results if result.disposition != "duplicate"]
+        if not sent:
+            return RecordResult(rid, "duplicate", children=tuple(results))
+        return replace(sent[-1], request_id=rid, children=tuple(results))
 
     def expire_chunk(self, bulk: BulkRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
         results = tuple(self.expire(child, sqs_message_id, lease_until) for child in bulk.children)
@@ -621,17 +687,19 @@ def chunk_bodies(body: str, bulk: BulkRequest, size: int, deadline: float | None
     data["request_id"] = bulk.request_id
     if deadline is not None:
         data["valid_until"] = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds")
-    field_name = "messages" if bulk.personal else "phones"
-    bodies = []
-    for start in range(0, len(bulk.children), size):
-        part = bulk.children[start : start + size]
-        data[field_name] = (
-            [{"phone": child.phone, "message": child.text} for child in part]
-            if bulk.personal
-            else [child.phone for child in part]
-        )
-        bodies.append(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    return bodies
+    children = bulk.children
+    return [chunk_body(data, replace(bulk, children=children[at : at + size])) for at in range(0, len(children), size)]
+
+
+def chunk_body(data: dict[str, Any], bulk: BulkRequest) -> str:
+    """A chunk's body: the request's fields in `data`, with the numbers (and texts) of `bulk`."""
+    if bulk.personal:
+        numbers: dict[str, Any] = {
+            "messages": [{"phone": child.phone, "message": child.text} for child in bulk.children]
+        }
+    else:
+        numbers = {"phones": [child.phone for child in bulk.children]}
+    return json.dumps({**data, **numbers}, ensure_ascii=False, separators=(",", ":"))
 
 
 def _emit_metrics(result: RecordResult) -> None:
@@ -659,16 +727,22 @@ def _emit_metrics(result: RecordResult) -> None:
 DUE_TOLERANCE_SECONDS = 1.0
 
 
-def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float) -> dict[str, DueWork]:
-    """Take capacity for the records that will call the provider, OTPs first, earlier turns first.
+def admit(
+    inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float, max_numbers: int = 1
+) -> tuple[dict[str, DueWork], dict[str, int]]:
+    """Take capacity for the records that will call the provider, OTPs first, earlier turns first: a call
+    each (a chunk of a dialect without a bulk call: a call a number).
 
-    Returns the records that wait (SQS message id -> what they wait for); the rest may call. Invalid,
-    expired and scheduled-for-later records make no call and take nothing; a record back before its
-    turn waits on, unasked (a retry asks: the limiter knows best how long a throttle or an outage
-    lasts). Refused records wait for the turn the limiter gives them (or retry when it gave none).
+    Returns the records that wait (SQS message id -> what they wait for), and the chunks granted only
+    some of their calls (SQS message id -> calls granted: that many numbers go, the rest wait); the
+    rest may call. Invalid, expired and scheduled-for-later records make no call and take nothing; a
+    record back before its turn waits on, unasked (a retry asks: the limiter knows best how long a
+    throttle or an outage lasts). Refused calls wait for the turn the limiter gives them (or retry when
+    it gave none); a chunk waits for the turn of its last refused call, when the pace has room for all.
     """
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
     waiting: dict[str, DueWork] = {}
+    partial: dict[str, int] = {}
     for item in inbound:
         deadline = item.deadline(max_age) if item.sends_now else None
         if not item.sends_now or (deadline is not None and now >= deadline) or scheduled_later(item, now):
@@ -677,18 +751,28 @@ def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float
         if turn is not None and turn > now + DUE_TOLERANCE_SECONDS:
             waiting[item.sqs_message_id] = DueWork(WorkKind.TURN, turn)  # a long wait, hop by hop
             continue
-        lanes[Lane.OTP if item.priority == "high" else Lane.BULK].append(item)  # a chunk is one request
+        lanes[Lane.OTP if item.priority == "high" else Lane.BULK].append(item)
     for lane, items in lanes.items():
         if items:
             # Those whose turn has come ask first; the rest of the batch queues behind them if need be.
             items.sort(key=lambda item: _turn(item) or now + DUE_TOLERANCE_SECONDS)
-            grant = limiter.acquire(lane, len(items), due=sum(1 for item in items if _turn(item) is not None))
-            for n, item in enumerate(items[grant.granted :]):
-                turn = grant.turns[n] if n < len(grant.turns) else None
+            calls = [item.calls(max_numbers) for item in items]
+            due = sum(n for item, n in zip(items, calls, strict=True) if _turn(item) is not None)
+            grant = limiter.acquire(lane, sum(calls), due=due)
+            left, refused = grant.granted, 0  # calls granted not yet given out; refused calls so far
+            for item, n in zip(items, calls, strict=True):
+                given = min(n, left)
+                left -= given
+                if given == n:
+                    continue
+                if given:
+                    partial[item.sqs_message_id] = given
+                refused += n - given
+                turn = grant.turns[refused - 1] if refused <= len(grant.turns) else None
                 waiting[item.sqs_message_id] = (
                     DueWork(WorkKind.TURN, turn) if turn is not None else _retry(item, grant.retry_at)
                 )
-    return waiting
+    return waiting, partial
 
 
 def scheduled_later(item: Inbound, now: float) -> bool:
@@ -720,6 +804,18 @@ def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
         extra={"request_id": rid, "delay_seconds": delay, "deferrals": item.deferrals + 1},
     )
     return RecordResult(rid, "deferred", "rate_limited")
+
+
+def _unsettled(item: Inbound, result: RecordResult, later: Inbound | None) -> Inbound:
+    """What waits after a deferred result: a message itself; of a chunk, the numbers without a final
+    answer (not sent, not failed, not another's), with the numbers that were not granted a call."""
+    if item.bulk is None:
+        return item
+    settled = {child.request_id for child in result.children if child.disposition not in ("deferred", "retry")}
+    rest = tuple(child for child in item.bulk.children if child.request_id not in settled)
+    if later is not None and later.bulk is not None:
+        rest += later.bulk.children
+    return item.with_numbers(rest)
 
 
 def _learn(limiter: RateLimiter, result: RecordResult) -> RecordResult:
@@ -759,20 +855,36 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
         if item.sqs_message_id not in stopped and not (item.request_id in returning and item.request_id in finished)
     ]
     max_age = runtime.settings().max_message_age_seconds
-    waiting = admit(candidates, limiter, max_age, sender.now()) if gate_open else {}
+    max_numbers = runtime.provider().max_numbers
+    waiting, partial = admit(candidates, limiter, max_age, sender.now(), max_numbers) if gate_open else ({}, {})
 
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in stopped and item.bulk is not None:
             return sender.stop_chunk(item.bulk)
-        if item.sqs_message_id in waiting:
-            return _defer(item, waiting[item.sqs_message_id], lease_until)
+        wait, granted = waiting.get(item.sqs_message_id), partial.get(item.sqs_message_id, 0)
+        if wait is not None and not granted:
+            return _defer(item, wait, lease_until)
+        later = None
+        if wait is not None and item.bulk is not None:  # a chunk granted some of its calls: those numbers go
+            numbers = item.bulk.children
+            item, later = item.with_numbers(numbers[:granted]), item.with_numbers(numbers[granted:])
         result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
-            deferred = _defer(item, _retry(item, retry_at), lease_until)
+            rest = _unsettled(item, result, later)
+            if rest.bulk is not None and not rest.bulk.children:
+                return result
+            deferred = _defer(rest, _retry(rest, retry_at), lease_until)
             if deferred.disposition == "deferred":
                 deferred = replace(deferred, error_code=result.error_code)
+            if result.children:  # a chunk's numbers: their own results (an expired rest: its own)
+                final = tuple(c for c in result.children if c.disposition not in ("deferred", "retry"))
+                deferred = replace(
+                    deferred, children=final + deferred.children if deferred.children else result.children
+                )
             return replace(deferred, cooldown_started=result.cooldown_started)
+        if later is not None and wait is not None:
+            _defer(later, wait, lease_until)
         return result
 
     async def handle(record: SQSRecord) -> str:
