@@ -32,6 +32,7 @@ from mimsms_simulator import FAULTS, ProviderState
 
 FINAL = ("delivered", "failed", "unknown")
 DEFAULT_FAULTS = {"http_503": 0.03, "timeout": 0.01, "drop_after": 0.01}
+OTP_GAP = 6.0  # seconds between OTPs published during a bulk campaign (`--bulk`)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,30 @@ def campaign(count: int, otp_every: int) -> list[dict[str, Any]]:
         messages.append({"phone": f"017{n:08d}", "message": text, "request_id": f"soak-{n}",
                          "priority": "high" if otp else "normal"})  # fmt: skip
     return messages
+
+
+def publications(messages: list[dict[str, Any]], bulk: int) -> list[tuple[str, list[dict[str, Any]]]]:
+    """What is published, in order: each body with the messages it carries. With `bulk`, the campaign's
+    messages go as bulk requests (`messages`, a text per number) of up to `bulk` numbers, each published
+    when its first message's turn comes; every message then names its number's record
+    (`<request_id>:<8801...>`). OTPs always go one by one."""
+    if bulk <= 0:
+        return [(json.dumps(m), [m]) for m in messages]
+    out: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
+    current: tuple[dict[str, Any], list[dict[str, Any]]] | None = None
+    for message in messages:
+        if message["priority"] == "high":
+            out.append((message, [message]))
+            continue
+        if current is None or len(current[1]) == bulk:
+            rid = f"soak-bulk-{len(out)}"
+            current = ({"request_id": rid, "messages": [], "priority": "normal"}, [])
+            out.append(current)
+        request, carried = current
+        request["messages"].append({"phone": message["phone"], "message": message["message"]})
+        message["request_id"] = f"{request['request_id']}:88{message['phone']}"
+        carried.append(message)
+    return [(json.dumps(body), carried) for body, carried in out]
 
 
 def busiest_window(times: list[float], seconds: float) -> int:
@@ -269,10 +294,13 @@ def soak(
     environment: dict[str, str] | None = None,
     progress: bool = True,
     settled: tuple[str, ...] = FINAL,
+    bulk: int = 0,
 ) -> SoakResult:
     """Run the whole campaign and measure it (see the module's docstring). A message is done when its
-    status is one of `settled` (with TrackingPolicy none, `sent` is as far as it goes)."""
+    status is one of `settled` (with TrackingPolicy none, `sent` is as far as it goes). With `bulk`, the
+    campaign goes as bulk requests of that many numbers (the OTPs one by one)."""
     messages = campaign(count, otp_every)
+    bodies = publications(messages, bulk)
     # At the account's limits each message costs a send and a report look-up: about 0.15 s apiece at 60x.
     timeout = timeout or max(120.0, 0.3 * count * 60 / speed)
     with running(
@@ -282,13 +310,16 @@ def soak(
         sqs = stack.client("sqs")
         published: dict[str, float] = {}
         started = state.clock()
-        for message in messages:
-            body = json.dumps(message)
+        # A bulk campaign lands at once; its OTPs then come one every OTP_GAP (compressed) seconds, as
+        # people log in during a campaign, not all in its first second.
+        for body, carried in sorted(bodies, key=lambda publication: publication[1][0]["priority"] == "high"):
+            if bulk and carried[0]["priority"] == "high":
+                time.sleep(OTP_GAP / speed)
             sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
-            published[message["request_id"]] = state.clock()
+            published.update((message["request_id"], state.clock()) for message in carried)
         if progress:
-            print(f"Published {len(messages)} messages; {consumers} consumers and the poller are working "
-                  f"(logs: {log_path}) ...", flush=True)  # fmt: skip
+            print(f"Published {len(messages)} messages in {len(bodies)} requests; {consumers} consumers and the "
+                  f"poller are working (logs: {log_path}) ...", flush=True)  # fmt: skip
         began = time.monotonic()
         queues = [source.queue_url for source in stack.event_sources]
         while time.monotonic() - began < timeout:
@@ -357,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
     parser.add_argument("--timeout", type=float, help="give up after this many seconds (default: from the count)")
+    parser.add_argument("--bulk", type=int, default=0, metavar="N",
+                        help="the campaign as bulk requests of N numbers, a text each (default: none)")  # fmt: skip
     args = parser.parse_args(argv)
     faults = {} if args.no_faults else dict(DEFAULT_FAULTS)
     for spec in args.fault:
@@ -366,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         faults[kind] = float(rate)
     print(f"Starting moto's server and the MiM simulator ({args.dialect}), faults {faults or 'none'} ...", flush=True)
     result = soak(args.count, args.consumers, otp_every=args.otp_every, dialect=args.dialect, faults=faults,
-                  speed=args.speed, timeout=args.timeout)  # fmt: skip
+                  speed=args.speed, timeout=args.timeout, bulk=args.bulk)  # fmt: skip
     print_report(result)
     return 0 if result.ok else 1
 

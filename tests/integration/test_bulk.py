@@ -272,6 +272,19 @@ def test_a_chunk_sent_number_by_number_stops_when_the_provider_fails_and_its_num
     assert len(simulator.state.sent) == 3
 
 
+def test_a_message_marked_as_a_chunk_without_a_number_that_can_be_sent_ends_without_a_retry(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    configured.sqs.send_message(
+        QueueUrl=configured.send_queue_url,
+        MessageBody=bulk("hand-made", ["0171", "12345"]),
+        MessageAttributes={"bulk_parent": {"DataType": "String", "StringValue": "hand-made"}},
+    )
+    assert drain_chunks(send_handler, configured) == 1  # no batch item failure, so never a retry loop
+    assert requests(simulator) == []
+    assert configured.records() == []  # a chunk's request keeps its own records
+
+
 def test_logs_never_hold_a_whole_number_of_a_bulk_request(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, log_output: Any
 ) -> None:

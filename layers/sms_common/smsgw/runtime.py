@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from smsgw.polling import Poller
     from smsgw.sending import Sender
 
+# A chunk's records written side by side: 16 at a time make a 1,000-number chunk's claims and outcomes
+# about 2 x 63 DynamoDB round trips instead of 2 x 1,000, well inside the send function's 30 s.
+CHUNK_WRITERS = 16
+
 # Short AWS timeouts, so three tries of a stuck call still end well inside the send function's 30 s.
 _AWS_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=32
@@ -105,13 +109,19 @@ def deferrer() -> Deferrer:
 def sender() -> Sender:
     from smsgw.sending import Sender  # here, not at the top: the parts import this module
 
-    return Sender(settings(), store(), provider(), credentials(), gate(), deferrer=deferrer())
+    return Sender(settings(), store(), provider(), credentials(), gate(), deferrer=deferrer(), writes=write_pool())
 
 
 @functools.cache
 def send_pool() -> ThreadPoolExecutor:
     """The bounded pool a batch's blocking provider calls run on."""
     return ThreadPoolExecutor(max_workers=settings().send_concurrency, thread_name_prefix="send")
+
+
+@functools.cache
+def write_pool() -> ThreadPoolExecutor:
+    """The bounded pool a chunk's per-number record writes run on (the send pool's threads wait on it)."""
+    return ThreadPoolExecutor(max_workers=CHUNK_WRITERS, thread_name_prefix="write")
 
 
 def make_poller(clock: Callable[[], float] = time.time) -> Poller:
@@ -132,7 +142,8 @@ def settings() -> Settings:
     return get_settings()
 
 
-_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, send_pool, poller)
+_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, send_pool, write_pool,
+           poller)  # fmt: skip
 
 
 def reset() -> None:

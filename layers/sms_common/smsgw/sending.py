@@ -12,10 +12,11 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import AsyncBatchProcessor, EventType, async_process_partial_response
@@ -57,6 +58,8 @@ METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "cancel_too_late": "CancelsTooLate",
     "handed_on": "BulkRequests",  # a bulk request's numbers handed to their chunks
 }
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 BALANCE_WAIT_SECONDS = 60.0  # a chunk that meets a closed gate waits this long in its queue (a poll run)
 # A dialect without a bulk call sends a chunk number by number, a call each, in series in one worker: a
 # chunk of this many fits well inside the function's time and inside bulk's burst of the shortest window
@@ -219,8 +222,10 @@ class Sender:
         gate: BalanceGate,
         clock: Callable[[], float] = time.time,
         deferrer: Deferrer | None = None,
+        writes: Executor | None = None,
     ) -> None:
         self._deferrer = deferrer
+        self._writes = writes  # a chunk's records, written side by side (None: one after another)
         self._settings = settings
         self._store = store
         self._provider = provider
@@ -230,6 +235,14 @@ class Sender:
 
     def now(self) -> float:
         return self._clock()
+
+    def _each(self, work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """`work` on every item, results in order: on the write pool when there is one. A chunk's numbers
+        are independent records, each its own DynamoDB round trip: a thousand of them one after another
+        would take seconds of the function's time."""
+        if self._writes is None or len(items) < 2:
+            return [work(item) for item in items]
+        return list(self._writes.map(work, items))
 
     def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
         inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self._settings.smart_encoding)
@@ -434,6 +447,9 @@ class Sender:
         that are not duplicates, and each number's record settled by that one outcome."""
         rid, sqs_message_id = bulk.request_id, inbound.sqs_message_id
         log: dict[str, Any] = {"request_id": rid, "numbers": len(bulk.children)}
+        if not bulk.children:  # only a hand-made message marked as a chunk can be: its request keeps the rest
+            logger.warning("a chunk without a number that can be sent; nothing to send", extra=log)
+            return RecordResult(rid, "invalid", "invalid_request")
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
             return self.expire_chunk(bulk, sqs_message_id, lease_until)
@@ -456,8 +472,8 @@ class Sender:
 
         results: list[RecordResult] = []
         claimed: list[tuple[SmsRequest, Claim]] = []
-        for child in bulk.children:
-            claim = self._claim(child, lease_until, sqs_message_id)
+        claims = self._each(lambda child: self._claim(child, lease_until, sqs_message_id), bulk.children)
+        for child, claim in zip(bulk.children, claims, strict=True):
             if claim.token is None:
                 results.append(self._duplicate(child, claim.existing, _log_of(child)))
             else:
@@ -479,15 +495,17 @@ class Sender:
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             need = sum(child.segmentation.parts for child, _ in claimed) * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
-            for child, claim in claimed:
-                self._release(
-                    child, claim.token or "", "insufficient_balance", result.error_message or "", _log_of(child)
-                )
+            message = result.error_message or ""
+            self._each(
+                lambda pair: self._release(pair[0], pair[1].token or "", "insufficient_balance", message,
+                                           _log_of(pair[0])),
+                claimed,
+            )  # fmt: skip
             return RecordResult(rid, "deferred", "insufficient_balance", retry_at=self._clock() + BALANCE_WAIT_SECONDS,
                                 provider_reached=True)  # fmt: skip
-        settled = [
-            self._settle(child, claim.token or "", claim.attempts, result, _log_of(child)) for child, claim in claimed
-        ]
+        settled = self._each(
+            lambda pair: self._settle(pair[0], pair[1].token or "", pair[1].attempts, result, _log_of(pair[0])), claimed
+        )
         first = settled[0]  # one outcome for every number of the request
         return replace(first, request_id=rid, children=tuple(results + settled))
 
@@ -536,14 +554,15 @@ class Sender:
         return replace(sent[-1], request_id=rid, children=tuple(results))
 
     def expire_chunk(self, bulk: BulkRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
-        results = tuple(self.expire(child, sqs_message_id, lease_until) for child in bulk.children)
-        return RecordResult(bulk.request_id, "failed", "expired", children=results)
+        results = self._each(lambda child: self.expire(child, sqs_message_id, lease_until), bulk.children)
+        return RecordResult(bulk.request_id, "failed", "expired", children=tuple(results))
 
     def stop_chunk(self, bulk: BulkRequest) -> RecordResult:
         """A chunk of a bulk request that was cancelled: each of its numbers is cancelled (or was sent)."""
         # Its numbers that went were not cancelled one by one: the bulk request's cancel is the answer.
-        results = tuple(self.cancel(CancelRequest(child.request_id), answer_too_late=False) for child in bulk.children)
-        return RecordResult(bulk.request_id, "cancelled", children=results)
+        results = self._each(lambda child: self.cancel(CancelRequest(child.request_id), answer_too_late=False),
+                             bulk.children)  # fmt: skip
+        return RecordResult(bulk.request_id, "cancelled", children=tuple(results))
 
     def _settle(
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
