@@ -255,6 +255,21 @@ def test_a_chunk_granted_some_of_its_calls_sends_those_numbers_and_the_rest_wait
 
 
 @pytest.mark.parametrize("dialect", ["generic"])
+def test_a_chunk_granted_some_of_its_calls_that_must_be_retried_leaves_its_numbers_to_the_retry(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "6/60")
+    runtime.reset()
+    assert invoke(send_handler, bulk("blocked", [f"01712345{n:03d}" for n in range(10)])) == []
+    simulator.state.allowed_ips = {"192.0.2.1"}  # MiM does not know this address: ours to fix, so SQS retries
+    event = configured.sqs_event_from_queue()
+    response = send_handler(event, FakeContext())
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [event["Records"][0]["messageId"]]
+    assert len(requests(simulator)) == 1
+    assert configured.in_queue() == []  # the numbers not granted were not published apart: SQS brings all back
+
+
+@pytest.mark.parametrize("dialect", ["generic"])
 def test_a_chunk_sent_number_by_number_stops_when_the_provider_fails_and_its_numbers_wait(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:

@@ -902,7 +902,7 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
                     deferred, children=final + deferred.children if deferred.children else result.children
                 )
             return replace(deferred, cooldown_started=result.cooldown_started)
-        if later is not None and wait is not None:
+        if later is not None and wait is not None and result.disposition != "retry":  # a retry brings them all back
             _defer(later, wait, lease_until)
         return result
 
