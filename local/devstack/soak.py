@@ -105,10 +105,9 @@ def campaign(count: int, otp_every: int) -> list[dict[str, Any]]:
 
 
 def publications(messages: list[dict[str, Any]], bulk: int) -> list[tuple[str, list[dict[str, Any]]]]:
-    """What is published, in order: each body with the messages it carries. With `bulk`, the campaign's
-    messages go as bulk requests (`messages`, a text per number) of up to `bulk` numbers, each published
-    when its first message's turn comes; every message then names its number's record
-    (`<request_id>:<8801...>`). OTPs always go one by one."""
+    """What is published: each body with the messages it carries. With `bulk`, the campaign's messages go
+    as bulk requests (`messages`, a text per number) of up to `bulk` numbers, and every message then names
+    its number's record (`<request_id>:<8801...>`); OTPs always go one by one."""
     if bulk <= 0:
         return [(json.dumps(m), [m]) for m in messages]
     out: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []

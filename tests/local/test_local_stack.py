@@ -173,6 +173,17 @@ def test_make_soak_holds_the_limits_with_several_consumer_processes() -> None:
     assert (otp[1], otp[5], otp[6]) == ("15", "0", "0")  # 15 OTPs, none unsettled, none sent twice
 
 
+def test_make_soak_sends_a_bulk_campaign_number_by_number_in_the_generic_dialect() -> None:
+    result = run_module("devstack.soak", "--count", "150", "--consumers", "3", "--bulk", "50", "--dialect", "generic",
+                        timeout=400)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Published 150 messages in 18 requests" in out  # 135 numbers in 3 bulk requests, 15 OTPs
+    assert "RESULT: no duplicate, no loss, no dead letter, no rate refusal" in out
+    (campaign,) = [line.split() for line in out.splitlines() if line.startswith("campaign ")]
+    assert (campaign[1], campaign[5], campaign[6]) == ("135", "0", "0")  # none unsettled, none sent twice
+
+
 def test_make_stack_ends_cleanly_on_ctrl_c() -> None:
     """Ctrl-C reaches the terminal's whole process group: the stack's servers must not die under the loop."""
     import signal
