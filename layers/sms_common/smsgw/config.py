@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class RateLimit:
+    """One of MiM's windows: at most `count` calls in any `seconds`."""
+
     count: int
     seconds: int
 
@@ -70,6 +72,8 @@ def parse_tracking_policy(raw: str, *, name: str = "TRACKING_POLICY") -> Trackin
 
 @dataclass(frozen=True)
 class Settings:
+    """The service's configuration, read once from the environment (`get_settings`)."""
+
     messages_table: str
     secret_id: str
     dialect: Dialect

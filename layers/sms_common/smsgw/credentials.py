@@ -21,6 +21,8 @@ class CredentialsError(RuntimeError):
 
 @dataclass(frozen=True)
 class Credentials:
+    """The MiM account from the secret; the key and password never reach a repr, a log or an exception."""
+
     username: str
     api_key: str = field(repr=False)
     password: str = field(default="", repr=False)

@@ -70,6 +70,8 @@ def too_late_event(record: StatusRecord) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class StatusEvent:
+    """One EventBridge event: its detail-type and its detail (the record as producers see it)."""
+
     detail_type: str
     detail: dict[str, Any]
 

@@ -82,6 +82,8 @@ QUEUED_LANES = (Lane.OTP, Lane.BULK)
 
 @dataclass(frozen=True)
 class Grant:
+    """What an acquire got: calls granted now, and when the rest should come back."""
+
     granted: int
     retry_at: float  # when capacity for the rest is expected (the grant time when everything was granted)
     turns: tuple[float, ...] = ()  # queued lanes: when each refused call, in order, should come back

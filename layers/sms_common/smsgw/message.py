@@ -75,6 +75,8 @@ class InvalidRequest(ValueError):
 
 @dataclass(frozen=True)
 class SmsRequest:
+    """One SMS to send, validated and normalised: what the contract's message means."""
+
     request_id: str
     phone: str  # normalised 8801XXXXXXXXX
     text: str = field(repr=False)  # message text is never logged

@@ -46,6 +46,8 @@ REPORT_SCHEDULE = (1, 2, 5, 15, 30, 60, 120, 240, 360)
 
 @dataclass
 class PollSummary:
+    """What one poll run did, for its log line and its metrics."""
+
     balance: float | None = None
     balance_needed: float | None = None  # what opens the gate: the floor, or a refused message's price
     gate_open: bool | None = None

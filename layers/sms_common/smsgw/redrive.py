@@ -25,6 +25,8 @@ from smsgw.producer import stack_outputs
 
 @dataclass
 class RedriveReport:
+    """What a redrive moved, and where."""
+
     moved: Counter[str] = field(default_factory=Counter)  # target queue -> messages
     unreadable: int = 0  # bodies that are not JSON objects: moved as they are (the service records them)
 

@@ -44,6 +44,8 @@ class MessageTooLong(ValueError):
 
 @dataclass(frozen=True)
 class Segmentation:
+    """How a text is sent: its encoding, its length in that encoding's units, and its parts."""
+
     encoding: Encoding
     units: int  # septets for gsm7, UTF-16 code units for ucs2
     parts: int

@@ -73,6 +73,8 @@ class RetryLater(Exception):
 
 @dataclass(frozen=True)
 class RecordResult:
+    """How one SQS record (or one number of a chunk) ended in this invocation: what the batch reports."""
+
     request_id: str
     disposition: Disposition
     error_code: str | None = None

@@ -34,6 +34,8 @@ def outage_sign(outcome: Outcome, error_code: str | None) -> bool:
 
 @dataclass(frozen=True)
 class OutboundSms:
+    """One SMS as the provider adapters send it."""
+
     phone: str  # 8801XXXXXXXXX
     text: str
     sender_id: str
@@ -62,6 +64,8 @@ class OutboundBulk:
 
 @dataclass(frozen=True)
 class SendResult:
+    """The provider's answer to a send, classified: accepted, or why not and whether it may have gone."""
+
     outcome: Outcome
     message_id: str | None = None
     provider_status: str | None = None
@@ -84,6 +88,8 @@ class DeliveryState(enum.Enum):
 
 @dataclass(frozen=True)
 class DeliveryReport:
+    """The provider's answer to a report look-up."""
+
     state: DeliveryState | None  # None: the lookup itself failed (see outcome)
     outcome: Outcome
     provider_status: str | None = None
@@ -93,6 +99,8 @@ class DeliveryReport:
 
 @dataclass(frozen=True)
 class BalanceResult:
+    """The provider's answer to a balance check."""
+
     balance: float | None
     outcome: Outcome
     error_code: str | None = None

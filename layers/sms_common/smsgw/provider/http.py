@@ -36,6 +36,8 @@ class TransportError(Exception):
 
 @dataclass(frozen=True)
 class HttpResponse:
+    """An HTTP answer, read whole."""
+
     status: int
     headers: dict[str, str]
     body: bytes
