@@ -70,7 +70,7 @@ def parse_tracking_policy(raw: str, *, name: str = "TRACKING_POLICY") -> Trackin
     raise ConfigError(f"{name} must be all, high, sample:N or none, got {raw!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Settings:
     """The service's configuration, read once from the environment (`get_settings`)."""
 

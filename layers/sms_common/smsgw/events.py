@@ -68,7 +68,7 @@ def too_late_event(record: StatusRecord) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StatusEvent:
     """One EventBridge event: its detail-type and its detail (the record as producers see it)."""
 

@@ -80,7 +80,7 @@ class Lane(enum.Enum):
 QUEUED_LANES = (Lane.OTP, Lane.BULK)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Grant:
     """What an acquire got: calls granted now, and when the rest should come back."""
 
@@ -89,7 +89,7 @@ class Grant:
     turns: tuple[float, ...] = ()  # queued lanes: when each refused call, in order, should come back
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LimiterState:
     """What the item holds: per window, calls granted per slice; and the marks that steer the lanes."""
 

@@ -73,7 +73,7 @@ class InvalidRequest(ValueError):
         self.request_id = request_id
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SmsRequest:
     """One SMS to send, validated and normalised: what the contract's message means."""
 
@@ -91,7 +91,7 @@ class SmsRequest:
     parent_id: str | None = None  # the bulk request this SMS is one number of
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InvalidChild:
     """A number of a bulk request that cannot be sent: recorded `failed` on its own record."""
 
@@ -100,7 +100,7 @@ class InvalidChild:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BulkRequest:
     """`phones` or `messages`: one request, an SMS (a record) per number, sent in chunks."""
 

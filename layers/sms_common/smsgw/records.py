@@ -89,7 +89,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StatusRecord:
     """One status record as stored: the contract's attributes (README, "The status record") and the
     attempt's bookkeeping. Unknown attributes are ignored; absent ones are None (or 0)."""

@@ -42,7 +42,7 @@ class MessageTooLong(ValueError):
     code = "message_too_long"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Segmentation:
     """How a text is sent: its encoding, its length in that encoding's units, and its parts."""
 

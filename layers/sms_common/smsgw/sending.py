@@ -71,7 +71,7 @@ class RetryLater(Exception):
     """Raised for a record that must come back later; the text names only an error code."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RecordResult:
     """How one SQS record (or one number of a chunk) ended in this invocation: what the batch reports."""
 
@@ -89,7 +89,7 @@ class RecordResult:
     children: tuple[RecordResult, ...] = ()  # a bulk request's or a chunk's numbers, each as a message
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Inbound:
     """One SQS record, parsed once: the request, or why it breaks the contract."""
 

@@ -73,7 +73,7 @@ def _pending(work: DueWork) -> dict[str, Any]:
     return {WORK: work.kind, DUE: _number(work.due_at)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Claim:
     """The result of `claim`: a token to send under, or the record that already owns this request_id."""
 

@@ -32,7 +32,7 @@ def outage_sign(outcome: Outcome, error_code: str | None) -> bool:
     return outcome is Outcome.MAYBE_SENT or (outcome is Outcome.NOT_SENT and error_code in OUTAGE_ERRORS)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OutboundSms:
     """One SMS as the provider adapters send it."""
 
@@ -44,7 +44,7 @@ class OutboundSms:
     campaign_id: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class OutboundBulk:
     """Several numbers in one request: one text to all (`texts` None) or a text per number."""
 
@@ -62,7 +62,7 @@ class OutboundBulk:
             raise ValueError("one text for every number, or exactly one text per number")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SendResult:
     """The provider's answer to a send, classified: accepted, or why not and whether it may have gone."""
 
@@ -86,7 +86,7 @@ class DeliveryState(enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DeliveryReport:
     """The provider's answer to a report look-up."""
 
@@ -97,7 +97,7 @@ class DeliveryReport:
     error_message: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BalanceResult:
     """The provider's answer to a balance check."""
 

@@ -34,7 +34,7 @@ class TransportError(Exception):
         self.code = code
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class HttpResponse:
     """An HTTP answer, read whole."""
 
