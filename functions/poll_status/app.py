@@ -1,11 +1,14 @@
 """Scheduled: delivery reports into the status table, the balance gate, held and unresolved messages."""
 
-from typing import Any
+from smsgw.coldstart import collector_paused
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():  # first: the pause must cover every import below
+    from typing import Any
 
-from smsgw.observability import logger, metrics, tracer
-from smsgw.polling import poll
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from smsgw.observability import logger, metrics, tracer
+    from smsgw.polling import poll
 
 
 @logger.inject_lambda_context

@@ -1,12 +1,15 @@
 """SQS batch of "send this SMS" messages in, `{"batchItemFailures": [...]}` out."""
 
-from typing import Any
+from smsgw.coldstart import collector_paused
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():  # first: the pause must cover every import below
+    from typing import Any
 
-from smsgw.observability import logger, metrics, tracer
-from smsgw.sending import process_batch
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from smsgw.observability import logger, metrics, tracer
+    from smsgw.sending import process_batch
 
 
 @logger.inject_lambda_context

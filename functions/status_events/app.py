@@ -1,12 +1,15 @@
 """The status table's stream in (records that reached a final state), status events on the bus out."""
 
-from typing import Any
+from smsgw.coldstart import collector_paused
 
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+with collector_paused():  # first: the pause must cover every import below
+    from typing import Any
 
-from smsgw.notifying import publish_batch
-from smsgw.observability import logger, metrics, tracer
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from smsgw.notifying import publish_batch
+    from smsgw.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context
