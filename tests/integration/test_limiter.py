@@ -314,3 +314,14 @@ def test_reports_and_balance_checks_get_no_turns(table: str, clock: Clock) -> No
     one.acquire(Lane.CONTROL, 1)
     assert one.acquire(Lane.REPORT, 2).turns == ()
     assert one.acquire(Lane.CONTROL, 1).turns == ()
+
+
+def test_a_change_another_instance_already_made_costs_no_second_write(table: str, clock: Clock) -> None:
+    first, second = limiter(table, clock), limiter(table, clock)
+    first.provider_failed()
+    second.acquire(Lane.BULK, 1)  # reads the failure
+    second.provider_answered()  # and ends it
+    writes = first.writes
+    first.provider_answered()  # first's copy still shows the failure: its write fails, it re-reads
+    # The state it read is already what it meant to write (compared by value): no second write.
+    assert first.writes == writes + 1

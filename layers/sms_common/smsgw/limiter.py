@@ -89,7 +89,7 @@ class Grant:
     turns: tuple[float, ...] = ()  # queued lanes: when each refused call, in order, should come back
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class LimiterState:
     """What the item holds: per window, calls granted per slice; and the marks that steer the lanes."""
 
