@@ -339,7 +339,7 @@ def send_path(moto: MotoServer, dialect: str) -> dict[str, Any]:
 
 def init_only(code: str) -> str:
     """`code` run as a Lambda init runs it: the process ends the moment the import is done. Lambda's init
-    phase ends there too; the interpreter's exit (freeing every module and object, about 45,000 of them
+    phase ends there too; the interpreter's exit (freeing every module and object, tens of thousands of them
     for the send handler) happens only when Lambda retires the environment, on nobody's request. Every
     measured process, the bare interpreter's included, ends this way, so the ratios compare the imports."""
     return f"{code}; import os; os._exit(0)"
