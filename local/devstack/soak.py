@@ -310,8 +310,10 @@ def soak(
         published: dict[str, float] = {}
         started = state.clock()
         # A bulk campaign lands at once; its OTPs then come one every OTP_GAP (compressed) seconds, as
-        # people log in during a campaign, not all in its first second.
-        for body, carried in sorted(bodies, key=lambda publication: publication[1][0]["priority"] == "high"):
+        # people log in during a campaign, not all in its first second. One by one, OTPs stay mixed in.
+        if bulk:
+            bodies.sort(key=lambda publication: publication[1][0]["priority"] == "high")
+        for body, carried in bodies:
             if bulk and carried[0]["priority"] == "high":
                 time.sleep(OTP_GAP / speed)
             sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
