@@ -69,3 +69,32 @@ def test_every_alarm_action_is_a_topic_cloudwatch_may_publish_to(translated: dic
             topic = resources[action["Ref"]]["Properties"]
             key = resources[topic["KmsMasterKeyId"]["Ref"]]["Properties"]["KeyPolicy"]["Statement"]
             assert any(s["Principal"].get("Service") == "cloudwatch.amazonaws.com" for s in key), name
+
+
+def _queues_sent_to(role: dict[str, Any]) -> set[str]:
+    """Logical ids of the queues a role's policies allow sqs:SendMessage on."""
+    queues = set()
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if any(action.startswith("sqs:SendMessage") for action in actions):
+                queues.update(re.findall(r'"Fn::GetAtt": \["(\w+)", "QueueName"\]', json.dumps(statement)))
+    return queues
+
+
+def test_a_function_that_publishes_to_its_own_queue_is_not_stopped_as_a_loop(translated: dict[str, Any]) -> None:
+    # A waiting message goes back to the queue its function consumes; Lambda's loop detection would stop
+    # the chain after ~16 hops and dead-letter the tail of a long campaign.
+    resources = translated["Resources"]
+    looping = set()
+    for mapping in resources.values():
+        if mapping["Type"] != "AWS::Lambda::EventSourceMapping":
+            continue
+        function = mapping["Properties"]["FunctionName"]["Ref"]
+        role = resources[resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]]
+        source = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        if source in _queues_sent_to(role):
+            looping.add(function)
+    assert looping == {"SendSmsFunction"}
+    for function in looping:
+        assert resources[function]["Properties"].get("RecursiveLoop") == "Allow", function
