@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from conftest import REGION, Stack
+from conftest import REGION, FakeContext, Stack, sqs_event
 
+from mimsms_simulator import MimSmsSimulator
 from smsgw.redrive import main, redrive
 
 
@@ -94,3 +95,46 @@ def test_a_chunk_of_a_bulk_request_goes_back_as_a_chunk(aws: Stack) -> None:
     assert redrive(aws.sqs, url, aws.send_queue_url).total == 1
     (copy,) = aws.sqs.receive_message(QueueUrl=aws.send_queue_url, MessageAttributeNames=["All"])["Messages"]
     assert (copy["Body"], copy["MessageAttributes"]["bulk_parent"]["StringValue"]) == (chunk, "eid")
+
+
+class _DeleteFails:
+    """An SQS client whose delete_message fails, as a redrive interrupted after publishing would leave it."""
+
+    def __init__(self, sqs: Any) -> None:
+        self._sqs = sqs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sqs, name)
+
+    def delete_message(self, **_: Any) -> None:
+        return None  # the copy went; the dead letter stays
+
+
+def test_a_null_request_id_is_redriven_as_the_id_the_service_knew(
+    configured: Stack, simulator: MimSmsSimulator, send_handler: Any
+) -> None:
+    """`"request_id": null` means absent: the service keyed it by its SQS message id. Every copy, from a
+    redrive run twice (its delete lost the first time), claims that one record: one SMS, and the record
+    the dead letter left waiting for its retry is the one that ends sent."""
+    dlq = str(configured.sqs.create_queue(QueueName="dlq-null-id")["QueueUrl"])
+    body = json.dumps({"phone": "01712345678", "message": "Your order shipped", "request_id": None})
+    configured.sqs.send_message(QueueUrl=dlq, MessageBody=body)
+    (dead,) = configured.sqs.receive_message(QueueUrl=dlq, VisibilityTimeout=0)["Messages"]
+    known_as = dead["MessageId"]
+    configured.put_credentials(api_key="revoked-key")  # every try refused: how it reached the DLQ
+    event = sqs_event(body)
+    event["Records"][0]["messageId"] = known_as
+    assert send_handler(event, FakeContext())["batchItemFailures"] == [{"itemIdentifier": known_as}]
+    assert (configured.record(known_as) or {})["attempt_state"] == "released"
+
+    configured.put_credentials()  # the operator fixed the key, and redrives
+    assert redrive(_DeleteFails(configured.sqs), dlq, configured.send_queue_url).total == 1
+    configured.end_delays(dlq)
+    assert redrive(configured.sqs, dlq, configured.send_queue_url).total == 1
+    copies = [json.loads(b) for b in configured.drain(configured.send_queue_url)]
+    assert [copy["request_id"] for copy in copies] == [known_as, known_as]
+    send_handler(sqs_event(*(json.dumps(copy) for copy in copies)), FakeContext())
+
+    assert [sms.phone for sms in simulator.state.sent.values()] == ["8801712345678"]
+    assert (configured.record(known_as) or {})["status"] == "sent"
+    assert [r["request_id"] for r in configured.records()] == [known_as]

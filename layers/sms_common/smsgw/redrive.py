@@ -38,7 +38,8 @@ class RedriveReport:
 def _copy(message: dict[str, Any], queue_url: str, priority_queue_url: str | None) -> tuple[str, str, bool]:
     """(queue, body to publish, readable): priority high to the priority queue, request_id pinned.
 
-    A body without a request_id was known by its SQS message id, which the DLQ keeps: the copy says so.
+    A body without a request_id (or with `"request_id": null`, which means the same) was known by its SQS
+    message id, which the DLQ keeps: the copy says so.
     A body that is not a JSON object goes back as it is (the service records it as invalid_request).
     """
     body = message["Body"]
@@ -49,7 +50,7 @@ def _copy(message: dict[str, Any], queue_url: str, priority_queue_url: str | Non
     if not isinstance(data, dict):
         return queue_url, body, False
     target = priority_queue_url if data.get("priority") == "high" and priority_queue_url else queue_url
-    if "request_id" not in data:
+    if data.get("request_id") is None:  # absent or null alike: the service keyed it by its SQS message id
         body = pin_request_id(body, message["MessageId"])
     return target, body, True
 
