@@ -47,7 +47,7 @@ from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import runtime, sending
 from smsgw.config import DEFAULT_RATE_LIMITS, parse_rate_limits
-from smsgw.limiter import SLICES, SPAN
+from smsgw.limiter import MAX_CLOCK_SKEW, SLICES, SPAN
 from smsgw.observability import logger, metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,9 +137,10 @@ def campaign(dialect: str = "official", *, real_time: bool = False) -> dict[str,
     last_send = int((max(result.send_times) - times[0]) // seconds)
     busy = windows[:last_send] or windows[:1]
     otp = next(c for c in result.classes if c.label == "OTP").latency_windows
-    # The limiter's ceiling in this run (its slack in slices of the compressed window):
+    # The limiter's ceiling in this run (its slack, and the clocks' skew compressed, in slices of the window):
     width = seconds / SLICES
-    ceiling = count * SLICES / (SLICES + 1 + max(1, math.ceil(CAMPAIGN_SLACK / width - 1e-9)))
+    spare = (CAMPAIGN_SLACK + MAX_CLOCK_SKEW / speed) / width
+    ceiling = count * SLICES / (SLICES + 1 + max(1, math.ceil(spare - 1e-9)))
     _chart(windows, count, ceiling, seconds * speed, dialect, "-realtime" if real_time else "")
     return {
         "achieved_per_limit": statistics.mean(busy) / count,

@@ -2,7 +2,9 @@
 
 Used by the tests that prove the limiter is account-wide. Time is a shared number the driver moves
 in rounds: in each round every worker asks once (at the same instant of limiter time), then waits at a
-barrier for the next round, so the outcome does not depend on how the processes are scheduled.
+barrier for the next round, so the outcome does not depend on how the processes are scheduled. A worker's
+clock may be off that shared time by its `skews` entry, as Lambda instances' clocks are off each other;
+its grants are reported at the shared time, as MiM would count them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class LoadPlan:
     step: float  # seconds of limiter time between rounds
     start: float
     most_per_ask: int = 10
+    skews: tuple[float, ...] = ()  # seconds each worker's clock is off the shared time (0 for the rest)
 
 
 def _worker(plan: LoadPlan, worker: int, clock: Any, barrier: Any, results: Any) -> None:
@@ -37,7 +40,8 @@ def _worker(plan: LoadPlan, worker: int, clock: Any, barrier: Any, results: Any)
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106  # nosec B106  # moto accepts any key
     )
-    limiter = RateLimiter(client, plan.table, parse_rate_limits(plan.limits), clock=lambda: clock.value)
+    skew = plan.skews[worker] if worker < len(plan.skews) else 0.0
+    limiter = RateLimiter(client, plan.table, parse_rate_limits(plan.limits), clock=lambda: clock.value + skew)
     rng = random.Random(worker)  # nosec B311  # the load's shape, not a secret
     grants = []
     for _ in range(plan.rounds):

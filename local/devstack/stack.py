@@ -248,6 +248,8 @@ def _create(
     environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(int(environment["MAYBE_SENT_GRACE_SECONDS"]) / speed)))
     environment["MAX_DEFER_SECONDS"] = str(max(1, round(int(environment["MAX_DEFER_SECONDS"]) / speed)))
     environment["BALANCE_CHECK_SECONDS"] = str(round(int(environment["BALANCE_CHECK_SECONDS"]) / speed))
+    # The local processes share one clock: the skew the limiter allows for is compressed like the windows.
+    environment["MAX_CLOCK_SKEW_SECONDS"] = str(float(environment.get("MAX_CLOCK_SKEW_SECONDS", "1")) / speed)
     # MiM's limits in the same compressed time, on both sides: the simulator enforces what the limiter keeps.
     limits = [(limit.count, max(1, round(limit.seconds / speed))) for limit in
               parse_rate_limits(environment["MIMSMS_RATE_LIMITS"])]  # fmt: skip

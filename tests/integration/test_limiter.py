@@ -14,7 +14,7 @@ from devstack.limiter_load import LoadPlan, run_load
 from devstack.motoserver import MotoServer
 from devstack.template import create_table
 from smsgw.config import parse_rate_limits
-from smsgw.limiter import SLICES, SPAN, Lane, RateLimiter
+from smsgw.limiter import MAX_CLOCK_SKEW, SLICES, SPAN, Lane, RateLimiter
 
 START = 1_800_000_000.0  # a round number of seconds, so slice boundaries are easy to reason about
 SPAN_SECONDS = SPAN * 60 / SLICES  # how long a grant counts against a one-minute window
@@ -133,17 +133,21 @@ def test_a_campaign_start_is_paced_so_capacity_frees_every_slice(table: str, clo
     assert first.turns[0] == pytest.approx(clock.now + pace)  # ... the rest at the pace, in turn
     assert [b - a for a, b in zip(first.turns, first.turns[1:], strict=False)] == pytest.approx([pace] * 23)
     grants = [(clock.now, first.granted)]
+    dynamodb, key = boto3.client("dynamodb", region_name=REGION), {"name": {"S": "rate-limiter"}}
     while clock.now < START + 2 * 60:
         clock.now += 0.5
         grant = one.acquire(Lane.BULK, 10)  # newcomers all the while
         grants.append((clock.now, grant.granted))
+        if clock.now == START + 45:  # the limiter as it stands mid-window, for the OTP below
+            mid_window = dynamodb.get_item(TableName=table, Key=key)["Item"]
     # Never more than the burst and the pace allow in any stretch of the first window ...
     for stretch in (1, 10, 30):
         early = [(t, n) for t, n in grants if t < START + 60]
         assert most_in_any_window(early, stretch) <= 16 + stretch / pace + 1
     # ... so an OTP finds a call at any moment of it, while bulk still gets its whole window.
     assert sum(n for t, n in grants if t < START + SPAN_SECONDS) >= 98
-    clock.now = START + 45
+    clock.now = START + 45  # the limiter's time never goes back: put its item back as it was then
+    dynamodb.put_item(TableName=table, Item=mid_window)
     assert limiter(table, clock, "100/60").acquire(Lane.OTP, 1).granted == 1
 
 
@@ -325,3 +329,57 @@ def test_a_change_another_instance_already_made_costs_no_second_write(table: str
     first.provider_answered()  # first's copy still shows the failure: its write fails, it re-reads
     # The state it read is already what it meant to write (compared by value): no second write.
     assert first.writes == writes + 1
+
+
+@pytest.mark.parametrize(
+    "skews",
+    [(-0.01, 0.01, -0.01, 0.01), (-0.5, 0.5, 0.0, 0.25)],
+    ids=["10ms-each-way", "a-second-apart"],
+)
+def test_instances_whose_clocks_differ_never_pass_the_limit(moto_server: MotoServer, skews: tuple[float, ...]) -> None:
+    """Four processes whose clocks are apart by up to MAX_CLOCK_SKEW: MiM, counting on its own clock,
+    never sees a window overdrawn, and no instance erases what another granted."""
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=moto_server.endpoint,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    from conftest import load_template
+
+    table = f"control-skew-{abs(hash(skews))}"
+    create_table(client, load_template(), table, "ControlTable")
+    limits = "100/60"
+    # Rounds fall on slice boundaries now and then: a behind clock is in the slice before an ahead one.
+    plan = LoadPlan(moto_server.endpoint, table, limits, rounds=200, step=0.4, start=START, skews=skews)
+
+    grants, _, _ = run_load(plan, workers=4)
+
+    assert max(skews) - min(skews) <= MAX_CLOCK_SKEW
+    assert most_in_any_window(grants, 60) <= 100
+    granted = sum(n for _, n in grants)
+    assert granted >= 0.9 * 99 * plan.rounds * plan.step / 60 * SLICES / SPAN  # held, and not by refusing
+
+
+def test_an_instance_whose_clock_is_behind_never_erases_a_later_grant(table: str, clock: Clock) -> None:
+    ahead = limiter(table, clock, "10/60")
+    behind_clock = Clock()
+    behind = limiter(table, behind_clock, "10/60")
+    clock.now, behind_clock.now = START + 0.51, START + 0.49  # 20 ms apart, across a slice boundary
+    assert ahead.acquire(Lane.BULK, 5).granted == 5
+    assert behind.acquire(Lane.BULK, 9).granted == 4  # the later slice's grants still count
+    clock.now += 30
+    assert ahead.acquire(Lane.BULK, 9).granted == 0
+
+
+def test_a_release_gives_back_to_the_slice_its_grant_was_counted_in(table: str, clock: Clock) -> None:
+    poller, sender = limiter(table, clock, "10/60"), limiter(table, clock, "10/60")
+    report = poller.acquire(Lane.REPORT, 4)
+    clock.now += 5  # slices later, another instance takes the rest
+    assert sender.acquire(Lane.BULK, 9).granted == 5
+    poller.release(report, 3)  # three look-ups were not needed after all
+    assert sender.acquire(Lane.BULK, 9).granted == 3
+    # The report's slice has aged out; the 8 sends' have not (given back from their slice, 4 would be free).
+    clock.now = START + SPAN_SECONDS + 1
+    assert sender.acquire(Lane.BULK, 9).granted == 1

@@ -111,6 +111,7 @@ class Settings:
     retry_base_seconds: float = 10.0
     outage_failures: int = 5  # not-sent failures in a row (all instances) that start a cool-down
     rate_slack_seconds: float = 1.0  # the most time between taking capacity and the request reaching MiM
+    max_clock_skew_seconds: float = 1.0  # how far apart the instances' clocks may be while the limit holds
     outage_cooldown_seconds: float = 60.0  # the first cool-down; each further one in a row doubles
     bulk_chunk_size: int = 100  # numbers of a bulk request per provider request (the dialect may allow fewer)
 
@@ -234,6 +235,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         retry_base_seconds=_number(env, "RETRY_BASE_SECONDS", 10.0, minimum=0.01, maximum=900),
         outage_failures=_integer(env, "OUTAGE_FAILURES", 5, minimum=1, maximum=1000),
         rate_slack_seconds=_number(env, "RATE_SLACK_SECONDS", 1.0, minimum=0.01, maximum=60),
+        max_clock_skew_seconds=_number(env, "MAX_CLOCK_SKEW_SECONDS", 1.0, minimum=0, maximum=60),
         outage_cooldown_seconds=_number(env, "OUTAGE_COOLDOWN_SECONDS", 60.0, minimum=0.01, maximum=3600),
         bulk_chunk_size=_integer(env, "BULK_CHUNK_SIZE", 100, minimum=1, maximum=1000),
     )

@@ -9,9 +9,16 @@ Fixed or sliding windows alike: each window of `s` seconds is cut into `SLICES` 
 in the slice of its time, and every run of `SLICES + 1 + spare` consecutive slices may hold at most the
 limit. Any `s`-second interval, however MiM aligns it, lies inside `SLICES + 1` slices, so MiM never
 counts more than its limit; the spare slices cover `slack` seconds between the grant and the request's
-arrival at MiM (a claim write, a connection): at least one slice. The price: `SLICES / (SLICES + 1 +
-spare)` of the limit is used: 97.6 % of a one-minute window with a second of slack (two half-second
-slices). Finer slices would use more, at the price of a larger item (every write carries it).
+arrival at MiM (a claim write, a connection), and `max_skew` seconds by which the instances' clocks may
+differ: at least one slice. The price: `SLICES / (SLICES + 1 + spare)` of the limit is used: 96 % of a
+one-minute window with a second of slack and a second of skew (four half-second slices). Finer slices
+would use more, at the price of a larger item (every write carries it).
+
+Clocks: each instance reads its own clock, and Lambda's differ by milliseconds (more on a bad day). The
+item keeps the latest time any instance wrote (`clock`), and an instance whose clock is behind it uses
+that instead: the item's time never goes back, so no write prunes, or counts in an earlier slice, what an
+instance with a clock ahead granted. A grant is then counted at most `max_skew` away from when MiM sees
+it, which the spare slices cover.
 
 Lanes share the capacity in order of need:
 - CONTROL (balance checks) may use all of it: they always get their call, kept from the other lanes
@@ -60,7 +67,9 @@ from botocore.exceptions import ClientError
 from smsgw.config import RateLimit
 
 SLICES = 120
-SPAN = SLICES + 3  # slices whose grants count against a one-minute window (two spare slices for a second's slack)
+MAX_CLOCK_SKEW = 1.0  # seconds the instances' clocks may differ by while the limit holds (Lambda's: milliseconds)
+# Slices whose grants count against a one-minute window: four spare, for a second's slack and a second's skew.
+SPAN = SLICES + 5
 LIMITER_KEY = "rate-limiter"
 MAX_WRITE_ATTEMPTS = 8
 DEFAULT_BLOCK_SLICES = 10  # a throttle answer without Retry-After blocks this many slices of the shortest window
@@ -87,6 +96,7 @@ class Grant:
     granted: int
     retry_at: float  # when capacity for the rest is expected (the grant time when everything was granted)
     turns: tuple[float, ...] = ()  # queued lanes: when each refused call, in order, should come back
+    at: float = 0.0  # the limiter's time of the grant: release() gives back to the slice it was counted in
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,7 @@ class LimiterState:
     cooldowns: int = 0  # cool-downs in a row (each one longer), cleared by a success
     balance_checked_at: float = 0.0  # the last balance check, by any poller
     queues: dict[str, float] = field(default_factory=dict)  # lane -> the tail of its queue of turns
+    clock: float = 0.0  # the latest time any instance wrote: the limiter's time never goes back from it
 
     def to_json(self) -> str:
         windows = {}
@@ -120,6 +131,7 @@ class LimiterState:
             "f": self.failures_in_a_row,
             "c": self.cooldowns,
             "k": self.balance_checked_at,
+            "t": self.clock,
         }
         queues = {lane: round(tail, MARK_DIGITS) for lane, tail in self.queues.items()}
         compact = {k: round(v, MARK_DIGITS) for k, v in marks.items() if v}
@@ -145,6 +157,7 @@ class LimiterState:
             failures_in_a_row=int(data.get("f", 0)),
             cooldowns=int(data.get("c", 0)),
             balance_checked_at=float(data.get("k", 0)),
+            clock=float(data.get("t", 0)),
             queues={lane: float(tail) for lane, tail in data.get("q", {}).items()},
         )
 
@@ -169,6 +182,7 @@ class RateLimiter:
         outage_failures: int = 5,
         outage_cooldown: float = 60.0,
         slack: float = 1.0,
+        max_skew: float = MAX_CLOCK_SKEW,
         balance_every: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -180,8 +194,11 @@ class RateLimiter:
         self._bulk_burst = bulk_burst
         self._outage_failures = outage_failures
         self._outage_cooldown = outage_cooldown
-        # Slices whose grants count against each window: the window, one for alignment, the spare for slack.
-        self._spans = {limit.seconds: SLICES + 1 + max(1, math.ceil(slack / _width(limit))) for limit in limits}
+        # Slices whose grants count against each window: the window, one for alignment, the spare for the
+        # slack and the clocks' skew.
+        self._spans = {
+            limit.seconds: SLICES + 1 + max(1, math.ceil((slack + max_skew) / _width(limit))) for limit in limits
+        }
         self._clock = clock
         self._state: LimiterState | None = None  # the last state this process saw; refreshed by failed writes
         self.writes = 0  # DynamoDB requests made, for the benchmarks
@@ -258,6 +275,10 @@ class RateLimiter:
             slices[limit.seconds] = counts
         return replace(state, slices=slices)
 
+    def _now(self, state: LimiterState) -> float:
+        """This instance's clock, or the item's when that is ahead: the limiter's time never goes back."""
+        return max(self._clock(), state.clock)
+
     # --- DynamoDB --------------------------------------------------------------------------------
     def _load(self) -> LimiterState:
         self.reads += 1
@@ -268,7 +289,7 @@ class RateLimiter:
         """Store `new` if the item is still at `expected`'s version: (True, as stored); else (False, the
         item as it is now)."""
         self.writes += 1
-        stored = replace(new, version=expected.version + 1)
+        stored = replace(new, version=expected.version + 1, clock=max(new.clock, self._now(expected)))
         try:
             self._client.put_item(
                 TableName=self._table,
@@ -305,7 +326,7 @@ class RateLimiter:
         fresh = self._state is None
         state = self._state if self._state is not None else self._load()
         for _ in range(MAX_WRITE_ATTEMPTS):
-            now = self._clock()
+            now = self._now(state)
             granted = min(n, self.available(lane, state, now))
             if granted <= 0 and not fresh:
                 state, fresh = self._load(), True  # our copy may be old: others' grants age out too
@@ -322,7 +343,7 @@ class RateLimiter:
             if not written:
                 state, fresh = stored, True
                 continue
-            return Grant(granted, now if granted == n else self.retry_at(lane, stored, now), turns)
+            return Grant(granted, now if granted == n else self.retry_at(lane, stored, now), turns, at=now)
         # Contention beyond reason: grant nothing rather than risk the account's limit.
         now = self._clock()
         return Grant(0, now + _width(self._limits[0]))
@@ -401,7 +422,7 @@ class RateLimiter:
     def _update_locked(self, change: Callable[[LimiterState, float], LimiterState | None]) -> LimiterState | None:
         state = self._state if self._state is not None else self._load()
         for _ in range(MAX_WRITE_ATTEMPTS):
-            new = change(state, self._clock())
+            new = change(state, self._now(state))
             if new is None or new == state:
                 return None
             written, state = self._write(state, new)
@@ -417,18 +438,20 @@ class RateLimiter:
 
         return self._update(change) is not None
 
-    def release(self, n: int) -> None:
-        """Give back calls granted in this slice and not made (the work was gone). Later slices keep theirs."""
+    def release(self, grant: Grant, n: int) -> None:
+        """Give back `n` calls of `grant` not made (the work was gone), to the slices the grant was counted in:
+        never another instance's grant, counted in a later slice."""
+        n = min(n, grant.granted)
 
-        def change(state: LimiterState, now: float) -> LimiterState | None:
-            slices = {}
+        def change(state: LimiterState, _: float) -> LimiterState | None:
+            slices = dict(state.slices)
             for limit in self._limits:
                 counts = dict(state.slices.get(limit.seconds, {}))
-                current = _slice(limit, now)
-                if counts.get(current, 0) < n:
-                    return None  # granted in a slice that has passed: it stays counted (the safe side)
-                counts[current] -= n
-                slices[limit.seconds] = counts
+                index = _slice(limit, grant.at)
+                if counts.get(index, 0) < n:
+                    return None  # its slice has aged out of the item: nothing there to give back
+                counts[index] -= n
+                slices[limit.seconds] = {i: c for i, c in counts.items() if c}
             return replace(state, slices=slices)
 
         if n > 0:

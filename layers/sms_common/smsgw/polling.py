@@ -205,13 +205,14 @@ class Poller:
                 summary.stopped_early = "time"
                 return
             # Capacity first, then read exactly that many records: a run reads only the work it does.
-            granted = self._limiter.acquire(Lane.REPORT, chunk_size).granted
+            grant = self._limiter.acquire(Lane.REPORT, chunk_size)
+            granted = grant.granted
             if not granted:  # sending has the capacity now; the rest stays due for the next run
                 summary.stopped_early = "capacity"
                 return
             chunk, start = self._store.due_page(WorkKind.REPORT, now, granted, start)
             lookups = sum(1 for item in chunk if self._needs_lookup(item))
-            self._limiter.release(granted - lookups)  # past the window or no message id: no call made
+            self._limiter.release(grant, granted - lookups)  # past the window or no message id: no call made
             outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
             for _, result in outcomes:
                 self._tally(result, summary)

@@ -82,6 +82,7 @@ def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
         outage_failures=settings.outage_failures,
         outage_cooldown=settings.outage_cooldown_seconds,
         slack=settings.rate_slack_seconds,
+        max_skew=settings.max_clock_skew_seconds,
         balance_every=settings.balance_check_seconds,
         clock=clock,
     )
