@@ -22,6 +22,11 @@ def msg(n: int, **fields: Any) -> str:
     return json.dumps({k: v for k, v in data.items() if v is not ...}, ensure_ascii=False)
 
 
+def bulk(n: int, **fields: Any) -> str:
+    """A bulk request's body with its request_id; lone surrogates given escaped, as JSON carries them."""
+    return json.dumps({"request_id": f"bad-{n}", **fields}).replace("\\\\u", "\\u")
+
+
 BAD_BODIES: list[tuple[str, str]] = [
     # not one JSON object
     ("", "invalid_request"),
@@ -118,6 +123,26 @@ BAD_BODIES: list[tuple[str, str]] = [
     (msg(69, metadata={"k": "v" * 2100}), "invalid_request"),
     (msg(70, phones=[PHONE]), "invalid_request"),
     (msg(71, Phone=PHONE), "invalid_request"),  # a typo is not the field
+    # a bulk request's nested texts, checked as a single message's are: the whole request fails before
+    # any number is claimed or handed on (a lone surrogate cannot even be written to the queue again)
+    (
+        bulk(73, messages=[{"phone": PHONE, "message": "hi"}, {"phone": "01812345678", "message": "\ud800"}]),
+        "invalid_request",
+    ),
+    (
+        bulk(
+            74,
+            messages=[{"phone": PHONE, "message": "hi"}, {"phone": "01812345678", "message": "\ud800"}],
+            schedule_time="2099-01-01T09:00:00+06:00",
+        ),
+        "invalid_request",
+    ),
+    (
+        bulk(75, messages=[{"phone": "\udfff", "message": "hi"}, {"phone": "01812345678", "message": "hi"}]),
+        "invalid_request",
+    ),
+    (bulk(76, phones=[PHONE, "0181234567\ud800"], message="hi"), "invalid_request"),
+    (bulk(77, messages=[{"phone": PHONE, "message": {"text": "\udfff"}}]), "invalid_request"),
     # right in shape, wrong in time: no provider call at all
     (msg(72, valid_until="2020-01-01T00:00:00+06:00"), "expired"),
 ]

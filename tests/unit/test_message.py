@@ -105,6 +105,19 @@ def test_message_text_is_never_in_the_repr() -> None:
         ('{"phone": "01712345678", "message": "hi", "phone": "01812345678"}', "invalid_request", "more than once"),
         (body(message="hi", metadata={"k": "\ud800"}), "invalid_request", "metadata contains a lone surrogate"),
         (body(message="hi \ud800"), "invalid_request", "message contains a lone surrogate"),
+        (
+            body(
+                phone=None,
+                messages=[{"phone": "01712345678", "message": "hi"}, {"phone": "01812345678", "message": "\ud800"}],
+            ),
+            "invalid_request",
+            "messages[2].message contains a lone surrogate",
+        ),
+        (
+            body(phone=None, message="hi", phones=["01712345678", "\udfff"]),
+            "invalid_request",
+            "phones[2] contains a lone surrogate",
+        ),
         ('{"phone": "01712345678", "message": "hi", "\\udc00": "x"}', "invalid_request", "field name"),
         (body(metadata={"": "v"}), "invalid_request", "metadata keys"),  # DynamoDB refuses empty names
         (body(metadata={"  ": "v"}), "invalid_request", "metadata keys"),

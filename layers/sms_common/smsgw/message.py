@@ -53,6 +53,7 @@ FIELDS = frozenset(
 MAX_BULK_NUMBERS = 1000  # numbers (phones) or texts (messages) in one bulk request
 MAX_BULK_REQUEST_ID_CHARS = 128 - 14  # a child's record is `<request_id>:<8801XXXXXXXXX>`, itself a request_id
 CANCEL_FIELDS = frozenset({"action", "request_id"})  # a cancel names its target and nothing else
+ENTRY_FIELDS = frozenset({"phone", "message"})  # one entry of a personalised bulk request (`messages`)
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 MAX_SCHEDULE_DAYS = 30  # how far ahead a message may be scheduled (the service holds it until then)
 
@@ -212,20 +213,29 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _lone_surrogate(data: dict[str, Any]) -> str | None:
-    """The name of the first field (or metadata entry) holding a lone surrogate, in a key or a value
-    (an unknown field's name quoted: it is the producer's text)."""
-    for name, value in data.items():
-        key = name if name in FIELDS else _quote(name)
+    """Where the first lone surrogate is, at any depth, in a key or a value: `message`, `metadata`,
+    `messages[3].message`, `phones[2]` (an unknown field's name quoted: it is the producer's text; a key
+    inside an object is never quoted, its object is named instead). Walked without recursion: a body
+    nested as deeply as json.loads allows must not exhaust the stack here."""
+    pending: list[tuple[str, Any]] = []
+    for name, value in reversed(data.items()):
         if LONE_SURROGATE.search(name):
             return "a field name"
-        if isinstance(value, str) and LONE_SURROGATE.search(value):
-            return key
-        if isinstance(value, dict) and any(
-            LONE_SURROGATE.search(k) or (isinstance(v, str) and LONE_SURROGATE.search(v)) for k, v in value.items()
-        ):
-            return key
-        if isinstance(value, list) and any(isinstance(v, str) and LONE_SURROGATE.search(v) for v in value):
-            return key
+        pending.append((name if name in FIELDS else _quote(name), value))
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if LONE_SURROGATE.search(value):
+                return path
+        elif isinstance(value, dict):
+            if any(LONE_SURROGATE.search(key) for key in value):
+                return path
+            # A bulk entry's own fields are named; anything else is named by the object that holds it.
+            pending.extend(
+                (f"{path}.{key}" if key in ENTRY_FIELDS else path, item) for key, item in reversed(value.items())
+            )
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{position}]", item) for position, item in reversed(list(enumerate(value, 1))))
     return None
 
 
@@ -429,7 +439,7 @@ def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_
     for position, entry in enumerate(entries, start=1):
         raw_phone: object = entry
         if personal:
-            if not isinstance(entry, dict) or set(entry) != {"phone", "message"}:
+            if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
                 raise InvalidRequest("invalid_request", f"messages[{position}] must be an object with phone and "
                                      "message, nothing else", request_id)  # fmt: skip
             raw_phone = entry["phone"]
