@@ -13,7 +13,7 @@ from conftest import API_KEY, PASSWORD, USERNAME, FakeContext, Stack, sqs_event
 
 from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
-from smsgw.limiter import SLICES, SPAN
+from smsgw.limiter import SLICES, SPAN, LimiterState
 
 
 def body(request_id: str, phone: str = "01712345678", **fields: Any) -> str:
@@ -362,6 +362,29 @@ def test_a_rotated_key_works_without_a_redeploy(
 
     assert configured.record("r-2")["status"] == "sent"  # type: ignore[index]
     assert sends(simulator) == 3  # r-1; r-2 refused with the cached key, then sent with the fresh one
+
+
+def test_the_send_again_with_a_rotated_key_takes_capacity_first(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "14/60,1000/3600")
+    runtime.reset()
+    assert invoke(send_handler, body("r-0")) == []  # caches the current credentials
+    simulator.state.accounts[USERNAME].api_key = "rotated-key-0a1b2c3d4e5f"
+    configured.put_credentials(api_key="rotated-key-0a1b2c3d4e5f")
+
+    retried = invoke(send_handler, *(body(f"r-{n}", phone=f"0171234{n:04d}") for n in range(1, 11)), start=2)
+
+    item = configured.dynamodb.get_item(TableName=configured.control_table, Key={"name": {"S": "rate-limiter"}})
+    counted = sum(LimiterState.from_item(item["Item"]).slices[60].values())
+    assert sends(simulator) == counted  # every provider request was counted first ...
+    assert counted <= 13  # ... and none past the limit (one call kept for the balance check)
+    # Sent again now while capacity lasted; SQS brings the rest back, and they go with the new key.
+    statuses = [configured.record(f"r-{n}")["status"] for n in range(1, 11)]  # type: ignore[index]
+    assert statuses.count("sent") == 10 - len(retried)
+    configured.rate_window_passes()
+    assert invoke(send_handler, *(body(f"r-{n}", phone=f"0171234{n:04d}") for n in range(1, 11)), start=2) == []
+    assert {configured.record(f"r-{n}")["status"] for n in range(1, 11)} == {"sent"}  # type: ignore[index]
 
 
 def test_wrong_credentials_are_retried_later_not_resent_now(

@@ -110,7 +110,16 @@ def deferrer() -> Deferrer:
 def sender() -> Sender:
     from smsgw.sending import Sender  # here, not at the top: the parts import this module
 
-    return Sender(settings(), store(), provider(), credentials(), gate(), deferrer=deferrer(), writes=write_pool())
+    return Sender(
+        settings(),
+        store(),
+        provider(),
+        credentials(),
+        gate(),
+        deferrer=deferrer(),
+        writes=write_pool(),
+        limiter=limiter(),
+    )
 
 
 @functools.cache

@@ -9,6 +9,7 @@ Retryable outcomes raise `RetryLater` so the record lands in `batchItemFailures`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -225,7 +226,9 @@ class Sender:
         clock: Callable[[], float] = time.time,
         deferrer: Deferrer | None = None,
         writes: Executor | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self._limiter = limiter  # capacity for a call beyond the one admitted (None: no such call is made)
         self._deferrer = deferrer
         self._writes = writes  # a chunk's records, written side by side (None: one after another)
         self._settings = settings
@@ -293,7 +296,8 @@ class Sender:
             return self._duplicate(request, claim.existing, log)
         token = claim.token
 
-        result = self._call(lambda c: self._provider.send(self._outbound(request, c) or outbound, c), credentials, log)
+        send = functools.partial(self._send_one, request, outbound)
+        result = self._call(send, credentials, log, request.priority)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             cost = request.segmentation.parts * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=cost)
@@ -384,11 +388,25 @@ class Sender:
             campaign_id=request.campaign_id,
         )
 
+    def _send_one(self, request: SmsRequest, planned: OutboundSms, credentials: Credentials) -> SendResult:
+        return self._provider.send(self._outbound(request, credentials) or planned, credentials)
+
+    def _another_call(self, priority: Priority) -> bool:
+        """Capacity for one more call than admission took (the same request again, with a rotated key)."""
+        if self._limiter is None:
+            return False
+        return self._limiter.acquire(Lane.OTP if priority == "high" else Lane.BULK).granted == 1
+
     def _call(
-        self, send: Callable[[Credentials], SendResult], credentials: Credentials, log: dict[str, Any]
+        self,
+        send: Callable[[Credentials], SendResult],
+        credentials: Credentials,
+        log: dict[str, Any],
+        priority: Priority,
     ) -> SendResult:
         """The provider call, after the claim: once more after an authentication failure if the secret
-        has changed (a rotated key); never an exception."""
+        has changed (a rotated key) and the limiter grants that call; never an exception. Without the
+        capacity the refusal stands: SQS redelivers the message, which then goes with the fresh key."""
         try:
             result = send(credentials)
             if not result.auth_failed:
@@ -398,6 +416,11 @@ class Sender:
             except CredentialsError:
                 return result
             if fresh == credentials:
+                return result
+            if not self._another_call(priority):
+                logger.info(
+                    "credentials changed after an authentication failure; no capacity to send again now", extra=log
+                )
                 return result
             logger.info("credentials changed after an authentication failure; sending again", extra=log)
             return send(fresh)
@@ -493,7 +516,7 @@ class Sender:
                                     first.transactional, first.campaign_id)  # fmt: skip
             return self._provider.send_bulk(outbound, creds)
 
-        result = self._call(send, credentials, log)
+        result = self._call(send, credentials, log, bulk.priority)
         if result.error_code == "insufficient_balance" and self._gate.enabled:
             need = sum(child.segmentation.parts for child, _ in claimed) * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
@@ -531,7 +554,7 @@ class Sender:
             def send(creds: Credentials, child: SmsRequest = child, fallback: OutboundSms = fallback) -> SendResult:
                 return self._provider.send(self._outbound(child, creds) or fallback, creds)
 
-            result = self._call(send, credentials, log)
+            result = self._call(send, credentials, log, child.priority)
             if result.error_code == "insufficient_balance" and self._gate.enabled:
                 unsent = bulk.children[len(results) :]
                 need = sum(other.segmentation.parts for other in unsent) * self._settings.price_per_part
