@@ -339,3 +339,71 @@ def test_a_bulk_request_with_no_valid_number_records_each_and_sends_nothing(
     assert statuses(configured, "none") == {"none:invalid-1": "failed", "none:invalid-2": "failed"}
     assert configured.queued_bodies() == []
     assert requests(simulator) == []
+
+
+def cancel_of(request_id: str) -> str:
+    return json.dumps({"action": "cancel", "request_id": request_id})
+
+
+def test_a_cancel_after_every_number_went_is_answered_too_late(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator
+) -> None:
+    assert invoke(send_handler, bulk("gone", ["01712345678", "01812345678"])) == []
+    drain_chunks(send_handler, configured)
+    configured.status_events()  # the numbers' own events
+    assert invoke(send_handler, cancel_of("gone"), start=5) == []
+    parent = configured.record("gone")
+    assert parent is not None
+    assert (parent["status"], parent["cancel_result"]) == ("sending", "too_late")  # not "cancelled ... before"
+    assert set(statuses(configured, "gone").values()) == {"sent"}
+    (event,) = configured.status_events()
+    assert (event["detail-type"], event["detail"]["request_id"]) == ("SMS Cancel Too Late", "gone")
+    assert invoke(send_handler, cancel_of("gone"), start=6) == []  # asked again: answered already
+    assert configured.status_events() == []
+
+
+def test_a_cancel_between_a_chunks_check_and_its_claims_stops_every_number(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chunk reads its request as not cancelled; the cancel lands before it claims its numbers: the
+    claims meet the numbers' own cancelled records, so the cancel stopped what it says it stopped."""
+    assert invoke(send_handler, bulk("race", ["01712345678", "01812345678"])) == []
+    store = runtime.store()
+    check = store.finished
+
+    def checked_then_cancelled(request_ids: list[str]) -> set[str]:
+        finished = check(request_ids)
+        monkeypatch.setattr(store, "finished", check)
+        assert invoke(send_handler, cancel_of("race"), start=9) == []
+        return finished
+
+    monkeypatch.setattr(store, "finished", checked_then_cancelled)
+    drain_chunks(send_handler, configured)
+    assert requests(simulator) == []
+    assert statuses(configured, "race") == {"race:8801712345678": "cancelled", "race:8801812345678": "cancelled"}
+    assert (configured.record("race") or {})["status"] == "cancelled"
+
+
+def test_a_cancel_midway_stops_the_numbers_not_gone_and_says_how_many_went(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BULK_CHUNK_SIZE", "1")
+    runtime.reset()
+    assert invoke(send_handler, bulk("half", ["01712345678", "01812345678"])) == []
+    messages = configured.sqs.receive_message(
+        QueueUrl=configured.send_queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
+    )["Messages"]
+    from devstack.lambdas import sqs_record
+
+    configured.sqs.delete_message(QueueUrl=configured.send_queue_url, ReceiptHandle=messages[0]["ReceiptHandle"])
+    event = {"Records": [sqs_record(messages[0], "arn:aws:sqs:ap-southeast-1:123456789012:q", "ap-southeast-1")]}
+    assert send_handler(event, FakeContext())["batchItemFailures"] == []  # the first number goes
+    assert invoke(send_handler, cancel_of("half"), start=9) == []
+    configured.end_delays()
+    drain_chunks(send_handler, configured)
+    assert sorted(statuses(configured, "half").values()) == ["cancelled", "sent"]
+    assert len(requests(simulator)) == 1
+    parent = configured.record("half")
+    assert parent is not None
+    assert parent["status"] == "cancelled"
+    assert "1 of its 2 numbers had gone" in parent["error_message"]

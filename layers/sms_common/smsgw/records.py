@@ -131,6 +131,7 @@ class StatusRecord:
     kind: str | None = None
     children: int | None = None
     children_invalid: int | None = None
+    phones: tuple[str, ...] | None = None  # a bulk request's numbers (normalised), kept when it is handed on
     parent_id: str | None = None
 
     @classmethod
@@ -148,12 +149,19 @@ class StatusRecord:
                 values[name] = kind(values[name])
         for name in ("attempts", "report_checks"):
             values[name] = int(values.get(name) or 0)
+        if values.get("phones") is not None:
+            values["phones"] = tuple(values["phones"])
         values["lease_until"] = float(values.get("lease_until") or 0)
         return cls(**values)
 
     @property
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    @property
+    def cancels_by_number(self) -> bool:
+        """A bulk request whose numbers may be going: a cancel stops each number by its own record first."""
+        return self.kind == "bulk" and self.status == Status.SENDING and self.phones is not None
 
 
 _RECORD_FIELDS = frozenset(f.name for f in fields(StatusRecord))

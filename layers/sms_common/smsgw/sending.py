@@ -30,7 +30,15 @@ from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
 from smsgw.deferral import Deferrer, deferrals_of, parent_of, pin_request_id, work_of
 from smsgw.limiter import Lane, RateLimiter
-from smsgw.message import BulkRequest, CancelRequest, InvalidRequest, Priority, SmsRequest, parse_message
+from smsgw.message import (
+    BulkRequest,
+    CancelRequest,
+    InvalidRequest,
+    Priority,
+    SmsRequest,
+    child_request_id,
+    parse_message,
+)
 from smsgw.observability import logger, mask_phone, metrics
 from smsgw.provider import OutboundBulk, OutboundSms, Outcome, Provider, SendResult, outage_sign
 from smsgw.records import AttemptState, CancelResult, DueWork, Status, StatusRecord, WorkKind
@@ -312,6 +320,8 @@ class Sender:
         answered once (a status event), never retried. No provider call, no capacity taken."""
         rid = cancel.request_id
         result, existing = self._store.cancel(rid, now=self._clock(), answer_too_late=answer_too_late)
+        if result is None and answer_too_late and existing is not None and existing.cancels_by_number:
+            return self._cancel_bulk(existing, existing.phones or ())
         if result is CancelResult.CANCELLED:
             logger.info("sms cancelled", extra={"request_id": rid})
             return RecordResult(rid, "cancelled")
@@ -320,6 +330,34 @@ class Sender:
             logger.warning("cancel came too late; the message had gone", extra={"request_id": rid, "status": status})
             return RecordResult(rid, "cancel_too_late", "too_late")
         logger.info("cancel already answered", extra={"request_id": rid, "status": status})
+        return RecordResult(rid, "duplicate")
+
+    def _cancel_bulk(self, parent: StatusRecord, phones: tuple[str, ...]) -> RecordResult:
+        """A bulk request whose numbers may be going: each number is cancelled by its own record first (a
+        claim that came before wins, and that number goes; one that comes after meets a `cancelled` record),
+        so the answer says what was stopped: cancelled if any number was, else too late."""
+        rid = parent.request_id
+        results = self._each(functools.partial(self._cancel_number, rid), phones)
+        stopped = tuple(result for result in results if result.disposition == "cancelled")
+        answer = self._store.cancel_bulk(rid, now=self._clock(), stopped=len(stopped), total=len(phones))
+        log = {"request_id": rid, "numbers": len(phones), "stopped": len(stopped)}
+        if answer is CancelResult.CANCELLED:
+            logger.info("bulk request cancelled", extra=log)
+            return RecordResult(rid, "cancelled", children=stopped)
+        if answer is CancelResult.TOO_LATE:
+            logger.warning("cancel came too late; every number of the bulk request had gone", extra=log)
+            return RecordResult(rid, "cancel_too_late", "too_late")
+        logger.info("cancel already answered", extra=log)
+        return RecordResult(rid, "duplicate")
+
+    def _cancel_number(self, parent_id: str, phone: str) -> RecordResult:
+        """One number of a cancelled bulk request: cancelled unless it has gone (then it goes on, unanswered:
+        the request's cancel is the answer)."""
+        rid = child_request_id(parent_id, phone)
+        result, _ = self._store.cancel(rid, now=self._clock(), answer_too_late=False, parent_id=parent_id, phone=phone)
+        if result is CancelResult.CANCELLED:
+            logger.info("sms cancelled", extra={"request_id": rid, "phone": mask_phone(phone)})
+            return RecordResult(rid, "cancelled")
         return RecordResult(rid, "duplicate")
 
     def _schedule(
@@ -585,8 +623,7 @@ class Sender:
     def stop_chunk(self, bulk: BulkRequest) -> RecordResult:
         """A chunk of a bulk request that was cancelled: each of its numbers is cancelled (or was sent)."""
         # Its numbers that went were not cancelled one by one: the bulk request's cancel is the answer.
-        results = self._each(lambda child: self.cancel(CancelRequest(child.request_id), answer_too_late=False),
-                             bulk.children)  # fmt: skip
+        results = self._each(functools.partial(self._cancel_number, bulk.request_id), [c.phone for c in bulk.children])
         return RecordResult(bulk.request_id, "cancelled", children=tuple(results))
 
     def _settle(
