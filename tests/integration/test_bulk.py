@@ -210,6 +210,31 @@ def test_a_scheduled_bulk_request_is_held_whole_then_handed_on_when_due(
     assert all("schedule_time" not in r.body for r in requests(simulator))  # MiM is asked to send now
 
 
+def test_a_copy_of_a_scheduled_bulk_request_that_comes_back_first_keeps_its_invalid_numbers(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    due = clock.now + 600
+    body = bulk(
+        "copied", ["01712345678", "0171", "01812345678"], schedule_time=datetime.fromtimestamp(due, UTC).isoformat()
+    )
+    assert invoke(send_handler, body) == []
+    assert invoke(send_handler, body, start=2) == []  # published again before its time: it waits in the queue
+    (copy,) = configured.deferred()
+    assert copy.body["phones"] == ["01712345678", "0171", "01812345678"]  # as published, not rewritten
+
+    clock.now = due + 1
+    configured.end_delays()
+    drain_chunks(send_handler, configured)  # the copy is handed on before poll_status publishes the original
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 0
+    drain_chunks(send_handler, configured)
+    assert statuses(configured, "copied") == {
+        "copied:8801712345678": "sent",
+        "copied:invalid-2": "failed",
+        "copied:8801812345678": "sent",
+    }
+    assert len(simulator.state.sent) == 2
+
+
 def test_a_throttled_chunk_waits_and_is_then_sent_once(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, dialect: str
 ) -> None:

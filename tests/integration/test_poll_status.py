@@ -383,6 +383,31 @@ def test_a_scheduled_message_published_again_early_waits_in_its_queue_not_droppe
     assert record["status"] == "scheduled"
 
 
+def test_a_copy_of_a_scheduled_message_never_changes_the_originals_fate(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
+) -> None:
+    """Copies published before their time wait in the queue, jittered like any wait; one that would come
+    back past its short valid_until must not fail the original, which the service holds for its time."""
+    runtime.sender()._clock = clock
+    due = clock.now + 3600
+    at, until = (datetime.fromtimestamp(t, UTC).isoformat() for t in (due, due + 2))
+    bodies = [body(f"short-{n}", phone=f"0171234{n:04d}", schedule_time=at, valid_until=until) for n in range(20)]
+    for copy in (1, 2):  # each published twice before its time
+        for first in range(0, 20, 10):
+            assert send(send_handler, *bodies[first : first + 10]) == [], copy
+    records = [configured.record(f"short-{n}") for n in range(20)]
+    assert {r["status"] for r in records if r is not None} == {"scheduled"}
+    assert len(records) == 20
+
+    clock.now = due + 1  # due: poll_status publishes each once, and each is sent once
+    assert poller.run(deadline=clock.now + 30).scheduled_published == 20
+    published = configured.queued_bodies()
+    assert send(send_handler, *published[:10]) == []
+    assert send(send_handler, *published[10:]) == []
+    assert {configured.record(f"short-{n}")["status"] for n in range(20)} == {"sent"}  # type: ignore[index]
+    assert sends(simulator) == 20
+
+
 def test_the_balance_gate_holds_messages_without_losing_any(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:

@@ -875,7 +875,10 @@ def _retry(item: Inbound, retry_at: float) -> DueWork:
 def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
     rid = item.request_id
     deadline = item.deadline(runtime.settings().max_message_age_seconds)
-    if deadline is not None and work.due_at >= deadline:  # it would come back too late: never sent late
+    # It would come back too late: never sent late. Not a copy of a message scheduled for later, though:
+    # the service holds that message on its record, on time, and the copy is met there when it comes back.
+    early_copy = scheduled_later(item, runtime.sender().now())
+    if deadline is not None and work.due_at >= deadline and not early_copy:
         if item.bulk is not None:
             return runtime.sender().expire_chunk(item.bulk, item.sqs_message_id, lease_until)
         return runtime.sender().expire(item.sms, item.sqs_message_id, lease_until)
@@ -888,9 +891,10 @@ def _defer(item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
 
 
 def _unsettled(item: Inbound, result: RecordResult, later: Inbound | None) -> Inbound:
-    """What waits after a deferred result: a message itself; of a chunk, the numbers without a final
-    answer (not sent, not failed, not another's), with the numbers that were not granted a call."""
-    if item.bulk is None:
+    """What waits after a deferred result: a message itself (a bulk request as published, its invalid
+    numbers included: it has not been handed on); of a chunk, the numbers without a final answer (not
+    sent, not failed, not another's), with the numbers that were not granted a call."""
+    if item.bulk is None or item.chunk_of is None:
         return item
     settled = {child.request_id for child in result.children if child.disposition not in ("deferred", "retry")}
     rest = tuple(child for child in item.bulk.children if child.request_id not in settled)
