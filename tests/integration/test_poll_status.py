@@ -15,7 +15,7 @@ from mimsms_simulator import MimSmsSimulator
 from smsgw import runtime
 from smsgw.limiter import Lane
 from smsgw.message import parse_request
-from smsgw.polling import Poller
+from smsgw.polling import MAX_REPORT_LOOKUPS, Poller
 from smsgw.records import WorkKind
 
 
@@ -734,3 +734,31 @@ def test_a_run_goes_on_when_the_credentials_cannot_be_reread(
     configured.secrets.delete_secret(SecretId=configured.secret_id, ForceDeleteWithoutRecovery=True)
     summary = poller.run(deadline=clock.now + 30)  # balance refused, re-read fails: no crash
     assert summary.balance is None
+
+
+def test_a_report_look_up_that_always_fails_backs_off_and_is_bounded(
+    configured: Stack, simulator: MimSmsSimulator, clock: Clock
+) -> None:
+    """Look-ups share the account's limit with sending: one message whose look-ups keep failing must not
+    spend a call a minute for the whole tracking window."""
+    (rid,) = seed_sent(1, clock)
+    simulator.state.sent.clear()  # the provider no longer knows the id: every look-up fails
+
+    def lookups() -> int:
+        return sum(1 for r in simulator.state.received if r.path in ("/status", "/api/SmsSending/DlrApi"))
+
+    for _ in range(180):  # three hours of runs, one a minute
+        clock.advance(60)
+        make_poller(clock).run(deadline=clock.now + 30)
+    assert lookups() <= 8  # 1, 2, 5, 15, 30, 60 and 120 minutes apart: not 180
+    for _ in range(100):  # on to the end of the tracking window, run by run as work falls due
+        record = configured.record(rid)
+        assert record is not None
+        if record["status"] != "sent":
+            break
+        clock.now = max(clock.now, float(record["due_at"])) + 1
+        make_poller(clock).run(deadline=clock.now + 30)
+    record = configured.record(rid)
+    assert record is not None
+    assert record["status"] == "unknown"
+    assert lookups() <= MAX_REPORT_LOOKUPS

@@ -42,6 +42,9 @@ DEFAULT_RUN_SECONDS = 60.0
 # REPORT_DELAY_SECONDS, a minute). Most of MiM's reports come within minutes and the rest within hours:
 # a message that never gets one costs about 20 look-ups over 72 hours, not the 144 of a 30-minute step.
 REPORT_SCHEDULE = (1, 2, 5, 15, 30, 60, 120, 240, 360)
+# The most look-ups one message may spend, answered or not: the schedule above makes about 20 in a 72-hour
+# tracking window; a longer window, or throttled look-ups retried sooner, end `unknown` here instead.
+MAX_REPORT_LOOKUPS = 24
 
 
 @dataclass
@@ -235,19 +238,21 @@ class Poller:
         sent_at = _epoch(item.sent_at) or now
         expired = now >= sent_at + self._settings.tracking_window_hours * 3600
         message_id = item.message_id
-        if not message_id or expired:
+        if not message_id or expired or item.report_checks >= MAX_REPORT_LOOKUPS:
             return False, self._finish(item, Status.UNKNOWN, now, item.provider_status)
         report = self._provider.delivery_report(str(message_id), str(item.phone), credentials)
         if report.state is None:
-            # The lookup itself failed: look again soon; throttling ends this run's polling, and failures
-            # in a row count toward the outage cool-down that sending shares.
+            # The lookup itself failed: throttling ends this run's polling (and the message looks again
+            # soon); other failures back off like a pending report, so one message cannot spend the
+            # account's limit; failures in a row count toward the outage cool-down that sending shares.
             if outage_sign(report.outcome, report.error_code):
                 self._limiter.provider_failed()
             else:
                 self._limiter.provider_answered()
-            retry_at = now + self._settings.report_delay_seconds
+            throttled = report.outcome is Outcome.THROTTLED
+            retry_at = now + self._settings.report_delay_seconds if throttled else self._next_look(item, now)
             self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
-            return True, {"pending": True, "throttled": report.outcome is Outcome.THROTTLED}
+            return True, {"pending": True, "throttled": throttled}
         self._limiter.provider_answered()
         if report.state is DeliveryState.DELIVERED:
             return True, self._finish(item, Status.DELIVERED, now, report.provider_status, sent_at=sent_at)
@@ -255,11 +260,16 @@ class Poller:
             return True, self._finish(
                 item, Status.FAILED, now, report.provider_status, report.error_code, report.error_message
             )
-        checks = item.report_checks
-        backoff = self._settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
-        due = min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
+        due = self._next_look(item, now)
         self._store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
         return True, {"pending": True}
+
+    def _next_look(self, item: StatusRecord, now: float) -> float:
+        """When to look at a report again: later with every look, never past the tracking window."""
+        checks = item.report_checks
+        backoff = self._settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
+        sent_at = _epoch(item.sent_at) or now
+        return min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
 
     def _finish(
         self,
