@@ -432,3 +432,39 @@ def test_a_cancel_midway_stops_the_numbers_not_gone_and_says_how_many_went(
     assert parent is not None
     assert parent["status"] == "cancelled"
     assert "1 of its 2 numbers had gone" in parent["error_message"]
+
+
+@pytest.mark.parametrize("dialect", ["generic"])  # the official dialect sends a chunk as one request
+def test_a_chunks_calls_in_series_are_counted_when_made_not_all_at_its_grant(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Number by number, a chunk's calls go seconds after admission counted them. Counted only then, the
+    limiter would free them a window after the grant while MiM still counts the late ones: the next
+    window's sends were refused."""
+    monkeypatch.setenv("MIMSMS_RATE_LIMITS", "10/60")
+    runtime.reset()
+    clock = Clock()
+    simulator.state.clock = runtime.sender()._clock = runtime.limiter()._clock = clock
+    simulator.state.rate_limits = ((10, 60),)
+    provider = runtime.provider()
+    call = provider.send
+
+    slow = [True]  # the chunk's calls take time; the singles after it go at one instant
+
+    def a_call_takes_a_second_and_a_half(*args: Any, **kwargs: Any) -> Any:
+        result = call(*args, **kwargs)
+        clock.advance(1.5 if slow[0] else 0)
+        return result
+
+    monkeypatch.setattr(provider, "send", a_call_takes_a_second_and_a_half)
+    start = clock.now
+    assert invoke(send_handler, bulk("series", [f"01712345{n:03d}" for n in range(9)])) == []
+    drain_chunks(send_handler, configured)
+    assert set(statuses(configured, "series").values()) == {"sent"}  # calls from start to start + 12 s
+
+    slow[0] = False
+    clock.now = start + 63  # the grant's slice has aged out; the later calls have not, for MiM or the limiter
+    singles = [json.dumps({"phone": f"01812345{n:03d}", "message": "hi", "request_id": f"s-{n}"}) for n in range(9)]
+    assert invoke(send_handler, *singles, start=20) == []
+    assert simulator.state.rate_rejections == 0
+    assert 0 < sum(1 for n in range(9) if (configured.record(f"s-{n}") or {}).get("status") == "sent") < 9

@@ -533,3 +533,40 @@ def test_smart_encoding_sends_english_text_as_gsm7_and_records_what_was_sent(
         assert (english["encoding"], english["parts"]) == ("ucs2", 2)
     assert sent["8801812345678"].text == bangla  # needs UCS-2 anyway: never touched
     assert native["encoding"] == "ucs2"
+
+
+def _unavailable(*_: Any, **__: Any) -> Any:
+    from botocore.exceptions import ClientError
+
+    raise ClientError({"Error": {"Code": "InternalServerError", "Message": "try again"}}, "Shared")
+
+
+@pytest.mark.parametrize("step", ["capacity", "cancel check", "gate"])
+def test_a_shared_step_that_fails_defers_what_needs_it_and_settles_the_rest(
+    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    from devstack.lambdas import sqs_record
+
+    # A chunk of a bulk request (it needs the cancel check and capacity), in the queue as the hand-on left it.
+    assert invoke(send_handler, json.dumps({"request_id": "eid", "phones": ["01812345678"], "message": "Eid"})) == []
+    (chunk,) = configured.sqs.receive_message(QueueUrl=configured.send_queue_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    target = {
+        "capacity": (runtime.limiter(), "acquire"),
+        "cancel check": (runtime.store(), "finished"),
+        "gate": (runtime.gate(), "is_open"),
+    }[step]
+    monkeypatch.setattr(*target, _unavailable)
+    event = sqs_event(body("needs-1"), "not json", json.dumps({"action": "cancel", "request_id": "other-1"}), start=2)
+    event["Records"].append(sqs_record(chunk, "arn:aws:sqs:ap-southeast-1:123456789012:q", "ap-southeast-1"))
+
+    assert send_handler(event, FakeContext())["batchItemFailures"] == []  # no receive spent, none to the DLQ
+
+    records = {r["request_id"]: r for r in configured.records()}
+    assert records["other-1"]["status"] == "cancelled"  # the cancel needs none of it: settled
+    assert [r["error_code"] for r in records.values() if r["status"] == "failed"] == ["invalid_request"]
+    # What needs the step waits, with its identity, for a retry's back-off; a new message needs no cancel check.
+    waiting = sorted(copy.body["request_id"] for copy in configured.deferred())
+    assert waiting == (["eid"] if step == "cancel check" else ["eid", "needs-1"])
+    assert sends(simulator) == (1 if step == "cancel check" else 0)

@@ -438,24 +438,44 @@ class RateLimiter:
 
         return self._update(change) is not None
 
+    def _less(self, state: LimiterState, grant: Grant, n: int) -> LimiterState | None:
+        """`state` without `n` calls of `grant`, taken from the slices it was counted in (None: aged out)."""
+        slices = dict(state.slices)
+        for limit in self._limits:
+            counts = dict(state.slices.get(limit.seconds, {}))
+            index = _slice(limit, grant.at)
+            if counts.get(index, 0) < n:
+                return None
+            counts[index] -= n
+            slices[limit.seconds] = {i: c for i, c in counts.items() if c}
+        return replace(state, slices=slices)
+
     def release(self, grant: Grant, n: int) -> None:
         """Give back `n` calls of `grant` not made (the work was gone), to the slices the grant was counted in:
         never another instance's grant, counted in a later slice."""
         n = min(n, grant.granted)
-
-        def change(state: LimiterState, _: float) -> LimiterState | None:
-            slices = dict(state.slices)
-            for limit in self._limits:
-                counts = dict(state.slices.get(limit.seconds, {}))
-                index = _slice(limit, grant.at)
-                if counts.get(index, 0) < n:
-                    return None  # its slice has aged out of the item: nothing there to give back
-                counts[index] -= n
-                slices[limit.seconds] = {i: c for i, c in counts.items() if c}
-            return replace(state, slices=slices)
-
         if n > 0:
-            self._update(change)
+            self._update(lambda state, _: self._less(state, grant, n))  # aged out: nothing there to give back
+
+    def renew(self, grant: Grant, lane: Lane, *, within: float) -> float | None:
+        """One call of `grant` about to be made more than `within` seconds after it was granted (calls in
+        series): counted again now instead, so MiM's windows see it where the limiter counts it. None when
+        the call may go; else when capacity is expected (the call stays counted at its grant: release it)."""
+        with self._lock:
+            state = self._state if self._state is not None else self._load()
+            if self._now(state) < grant.at + within:
+                return None
+            for fresh in (False, True):
+                if fresh:
+                    state = self._load()
+                now = self._now(state)
+                moved = self._less(state, grant, 1) or state  # aged out of the item: only the new count
+                if self.available(lane, moved, now) < 1:
+                    continue
+                written, _ = self._write(state, self._granted(moved, 1, now))
+                if written:
+                    return None
+            return self.retry_at(lane, state, self._now(state))
 
     def provider_failed(self) -> float | None:
         """A call certainly not sent (5xx, refused connection). Returns the cool-down's end when one starts."""

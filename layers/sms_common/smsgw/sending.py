@@ -29,7 +29,7 @@ from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import Credentials, CredentialsError, CredentialSource
 from smsgw.deferral import Deferrer, deferrals_of, parent_of, pin_request_id, work_of
-from smsgw.limiter import Lane, RateLimiter
+from smsgw.limiter import Grant, Lane, RateLimiter
 from smsgw.message import (
     BulkRequest,
     CancelRequest,
@@ -261,14 +261,17 @@ class Sender:
         inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self._settings.smart_encoding)
         return self.handle(inbound, lease_until, gate_open=gate_open)
 
-    def handle(self, inbound: Inbound, lease_until: float, *, gate_open: bool = True) -> RecordResult:
+    def handle(
+        self, inbound: Inbound, lease_until: float, *, gate_open: bool = True, grant: Grant | None = None
+    ) -> RecordResult:
+        """One record's whole life in this invocation. `grant`: the capacity admission counted its calls in."""
         if inbound.invalid is not None:
             return self._reject(inbound.invalid, inbound.sqs_message_id)
         if inbound.cancel is not None:
             return self.cancel(inbound.cancel)
         if inbound.bulk is not None:
             if inbound.chunk_of is not None:
-                return self._send_chunk(inbound, inbound.bulk, lease_until, gate_open=gate_open)
+                return self._send_chunk(inbound, inbound.bulk, lease_until, gate_open=gate_open, grant=grant)
             return self._hand_on(inbound, inbound.bulk, lease_until)
         request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
 
@@ -429,6 +432,14 @@ class Sender:
     def _send_one(self, request: SmsRequest, planned: OutboundSms, credentials: Credentials) -> SendResult:
         return self._provider.send(self._outbound(request, credentials) or planned, credentials)
 
+    def _renew(self, grant: Grant | None, priority: Priority) -> float | None:
+        """None when a call of `grant` may go now (counted again if it is later than half the limiter's
+        slack after its grant); else when capacity is expected."""
+        if grant is None or self._limiter is None:
+            return None
+        lane = Lane.OTP if priority == "high" else Lane.BULK
+        return self._limiter.renew(grant, lane, within=self._settings.rate_slack_seconds / 2)
+
     def _another_call(self, priority: Priority) -> bool:
         """Capacity for one more call than admission took (the same request again, with a rotated key)."""
         if self._limiter is None:
@@ -505,7 +516,9 @@ class Sender:
         logger.info("bulk request handed on in chunks", extra={**log, "chunks": len(bodies), "invalid": len(invalid)})
         return RecordResult(rid, "handed_on", children=tuple(invalid))
 
-    def _send_chunk(self, inbound: Inbound, bulk: BulkRequest, lease_until: float, *, gate_open: bool) -> RecordResult:
+    def _send_chunk(
+        self, inbound: Inbound, bulk: BulkRequest, lease_until: float, *, gate_open: bool, grant: Grant | None
+    ) -> RecordResult:
         """One chunk of a bulk request: its numbers claimed one by one, then one provider request for all
         that are not duplicates, and each number's record settled by that one outcome."""
         rid, sqs_message_id = bulk.request_id, inbound.sqs_message_id
@@ -531,7 +544,7 @@ class Sender:
             return RecordResult(rid, "retry", "missing_sender_id")
 
         if self._provider.max_numbers == 1:
-            return self._send_each(bulk, planned, credentials, lease_until, sqs_message_id)
+            return self._send_each(bulk, planned, credentials, lease_until, sqs_message_id, grant)
 
         results: list[RecordResult] = []
         claimed: list[tuple[SmsRequest, Claim]] = []
@@ -573,15 +586,27 @@ class Sender:
         return replace(first, request_id=rid, children=tuple(results + settled))
 
     def _send_each(
-        self, bulk: BulkRequest, planned: OutboundSms, credentials: Credentials, lease_until: float, sqs_message_id: str
+        self,
+        bulk: BulkRequest,
+        planned: OutboundSms,
+        credentials: Credentials,
+        lease_until: float,
+        sqs_message_id: str,
+        grant: Grant | None,
     ) -> RecordResult:
         """A chunk in a dialect without a bulk call: number by number, each claimed just before its own call.
         It stops at the first answer that leaves its number to try again (a throttle, a failure to retry, a
         closed gate) or that says the provider is failing: the numbers not settled then wait as a chunk
-        (process_batch publishes them again), so none is sent twice and none is left behind."""
+        (process_batch publishes them again), so none is sent twice and none is left behind. A call made
+        seconds after admission counted it is counted again when it is made (`grant`): refused then, it and
+        the rest wait, and what admission counted for them is given back."""
         rid = bulk.request_id
         results: list[RecordResult] = []
-        for child in bulk.children:
+        for index, child in enumerate(bulk.children):
+            wait = self._renew(grant, child.priority)
+            if wait is not None and self._limiter is not None and grant is not None:
+                self._limiter.release(grant, len(bulk.children) - index)
+                return RecordResult(rid, "deferred", "rate_limited", retry_at=wait, children=tuple(results))
             log = _log_of(child)
             claim = self._claim(child, lease_until, sqs_message_id)
             if claim.token is None:
@@ -808,9 +833,16 @@ def _emit_metrics(result: RecordResult) -> None:
 DUE_TOLERANCE_SECONDS = 1.0
 
 
-def admit(
-    inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float, max_numbers: int = 1
-) -> tuple[dict[str, DueWork], dict[str, int]]:
+@dataclass(frozen=True, eq=False)
+class Admission:
+    """What admit() decided for a batch (keys are SQS message ids)."""
+
+    waiting: dict[str, DueWork]  # records that wait, and for what
+    partial: dict[str, int]  # chunks granted only some of their calls: that many numbers go
+    grants: dict[str, Grant]  # the grant each record's calls were counted in (a chunk renews its later calls)
+
+
+def admit(inbound: list[Inbound], limiter: RateLimiter, max_age: int, now: float, max_numbers: int = 1) -> Admission:
     """Take capacity for the records that will call the provider, OTPs first, earlier turns first: a call
     each (a chunk of a dialect without a bulk call: a call a number).
 
@@ -824,9 +856,9 @@ def admit(
     lanes: dict[Lane, list[Inbound]] = {Lane.OTP: [], Lane.BULK: []}
     waiting: dict[str, DueWork] = {}
     partial: dict[str, int] = {}
+    grants: dict[str, Grant] = {}
     for item in inbound:
-        deadline = item.deadline(max_age) if item.sends_now else None
-        if not item.sends_now or (deadline is not None and now >= deadline) or scheduled_later(item, now):
+        if not calls_provider(item, max_age, now):
             continue
         turn = _turn(item)
         if turn is not None and turn > now + DUE_TOLERANCE_SECONDS:
@@ -844,6 +876,8 @@ def admit(
             for item, n in zip(items, calls, strict=True):
                 given = min(n, left)
                 left -= given
+                if given:
+                    grants[item.sqs_message_id] = grant
                 if given == n:
                     continue
                 if given:
@@ -853,7 +887,26 @@ def admit(
                 waiting[item.sqs_message_id] = (
                     DueWork(WorkKind.TURN, turn) if turn is not None else _retry(item, grant.retry_at)
                 )
-    return waiting, partial
+    return Admission(waiting, partial, grants)
+
+
+def calls_provider(item: Inbound, max_age: int, now: float) -> bool:
+    """Whether the record would call the provider now: a message or a chunk, neither expired nor due later."""
+    if not item.sends_now:
+        return False
+    deadline = item.deadline(max_age)
+    return not (deadline is not None and now >= deadline) and not scheduled_later(item, now)
+
+
+def _shared_step(step: Callable[[], _T], what: str) -> _T | None:
+    """A step the whole batch shares (the gate, the cancel check, capacity): its result, or None when it
+    failed. A failure must not fail the invocation: the messages that need the step wait, and the rest
+    (bad input, cancels, hand-ons) are settled all the same."""
+    try:
+        return step()
+    except Exception as exc:
+        logger.error(f"{what}; the messages that need it wait", extra={"error": type(exc).__name__})
+        return None
 
 
 def scheduled_later(item: Inbound, now: float) -> bool:
@@ -922,26 +975,45 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
     sender, executor, limiter = runtime.sender(), runtime.send_pool(), runtime.limiter()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_INVOCATION_SECONDS
     lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
-    gate_open = runtime.gate().is_open()  # once per batch: a closed gate parks the whole batch
-    smart = runtime.settings().smart_encoding
+    settings, now = runtime.settings(), sender.now()
+    smart, max_age = settings.smart_encoding, settings.max_message_age_seconds
     inbound = {r["messageId"]: Inbound.from_record(r, smart_encoding=smart) for r in event.get("Records", [])}
     first = first_copies(list(inbound.values()))
-    # A closed gate parks messages without a provider call: they need no capacity.
     candidates = [item for m, item in inbound.items() if m in first]
+    unsure: set[str] = set()  # records a failed shared step leaves waiting (SQS message ids)
+    # Once per batch: a closed gate parks messages without a provider call, so they need no capacity.
+    gate = _shared_step(runtime.gate().is_open, "the balance gate could not be read")
+    if gate is None:
+        unsure |= {item.sqs_message_id for item in candidates if calls_provider(item, max_age, now)}
+    gate_open = gate is not False
     # A message back from a wait, or a chunk of a bulk request, may have been cancelled meanwhile: it must
     # not take capacity (one read for the batch).
     returning = {item.request_id for item in candidates if item.request is not None and item.work is not None}
     parents = {item.chunk_of for item in candidates if item.chunk_of is not None}
-    finished = runtime.store().finished(sorted(returning | parents)) if gate_open and (returning | parents) else set()
+    finished: set[str] = set()
+    if gate and (returning | parents):
+        ids = sorted(returning | parents)
+        read = _shared_step(lambda: runtime.store().finished(ids), "the cancel check failed")
+        if read is None:
+            unsure |= {i.sqs_message_id for i in candidates if i.chunk_of in parents or i.request_id in returning}
+        finished = read or set()
     stopped = {item.sqs_message_id for item in candidates if item.chunk_of is not None and item.chunk_of in finished}
     candidates = [
         item
         for item in candidates
-        if item.sqs_message_id not in stopped and not (item.request_id in returning and item.request_id in finished)
+        if item.sqs_message_id not in stopped | unsure
+        and not (item.request_id in returning and item.request_id in finished)
     ]
-    max_age = runtime.settings().max_message_age_seconds
-    max_numbers = runtime.provider().max_numbers
-    waiting, partial = admit(candidates, limiter, max_age, sender.now(), max_numbers) if gate_open else ({}, {})
+    admission = Admission({}, {}, {})
+    if gate:
+        max_numbers = runtime.provider().max_numbers
+        admitted = _shared_step(lambda: admit(candidates, limiter, max_age, now, max_numbers), "no capacity taken")
+        if admitted is None:
+            unsure |= {item.sqs_message_id for item in candidates if calls_provider(item, max_age, now)}
+        admission = admitted or admission
+    waiting, partial = admission.waiting, admission.partial
+    retry_at = now + settings.retry_base_seconds
+    waiting.update({m: _retry(inbound[m], retry_at) for m in unsure})
 
     def work(item: Inbound) -> RecordResult:
         if item.sqs_message_id in stopped and item.bulk is not None:
@@ -953,7 +1025,8 @@ def process_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResp
         if wait is not None and item.bulk is not None:  # a chunk granted some of its calls: those numbers go
             numbers = item.bulk.children
             item, later = item.with_numbers(numbers[:granted]), item.with_numbers(numbers[granted:])
-        result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open))
+        grant = admission.grants.get(item.sqs_message_id)
+        result = _learn(limiter, sender.handle(item, lease_until, gate_open=gate_open, grant=grant))
         if result.disposition == "deferred":
             retry_at = result.retry_at if result.retry_at is not None else time.time()
             rest = _unsettled(item, result, later)
