@@ -8,12 +8,13 @@ with collector_paused():  # first: the pause must cover every import below
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    import smsgw.sending  # noqa: F401 - the send path imported during init, not by the first batch
+    from smsgw import runtime
     from smsgw.observability import logger, metrics, tracer
-    from smsgw.sending import process_batch
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return process_batch(event, context)
+    return runtime.batch_runner().run(event, context)

@@ -104,7 +104,7 @@ def _all_sent(response: Any) -> None:
 
 def _timed(count: int, start: int) -> float:
     began = time.perf_counter()
-    response = sending.process_batch(_event(count, start), _Context())
+    response = runtime.batch_runner().run(_event(count, start), _Context())
     elapsed = time.perf_counter() - began
     _all_sent(response)
     metrics.clear_metrics()
@@ -509,7 +509,7 @@ def tracking(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
     sim.state.received.clear()
     messages = 200
     for start in range(0, messages, 10):
-        response = sending.process_batch(_event(10, start, prefix="track"), _Context())
+        response = runtime.batch_runner().run(_event(10, start, prefix="track"), _Context())
         _all_sent(response)
     sim.state.clock = lambda: time.time() + later
     read.clear()

@@ -246,7 +246,8 @@ def test_two_stages_in_one_account_do_not_share_metrics_alarms_or_events(templat
 
 
 def test_alarm_metrics_are_ones_the_code_emits(template: dict[str, Any]) -> None:
-    source = "".join((ROOT / "layers/sms_common/smsgw" / f).read_text() for f in ("sending.py", "polling.py"))
+    package = ROOT / "layers/sms_common/smsgw"
+    source = "".join(f.read_text() for f in [*sorted((package / "sending").glob("*.py")), package / "polling.py"])
     for name in ("LowBalanceAlarm", "BalanceGateClosedAlarm"):
         metric = template["Resources"][name]["Properties"]["MetricName"]
         assert f'"{metric}"' in source, metric

@@ -26,7 +26,7 @@ from smsgw.store import MessageStore
 
 if TYPE_CHECKING:
     from smsgw.polling import Poller
-    from smsgw.sending import Sender
+    from smsgw.sending import BatchRunner, Sender
 
 # A chunk's records written side by side: 16 at a time make a 1,000-number chunk's claims and outcomes
 # about 2 x 63 DynamoDB round trips instead of 2 x 1,000, well inside the send function's 30 s.
@@ -123,6 +123,15 @@ def sender() -> Sender:
 
 
 @functools.cache
+def batch_runner() -> BatchRunner:
+    """What the send function runs each SQS batch through, on this process's collaborators."""
+    from smsgw.sending import BatchRunner  # here, not at the top: the parts import this module
+
+    parts = (store(), gate(), limiter(), deferrer(), send_pool())
+    return BatchRunner(settings(), sender(), *parts, max_numbers=provider().max_numbers)
+
+
+@functools.cache
 def send_pool() -> ThreadPoolExecutor:
     """The bounded pool a batch's blocking provider calls run on."""
     return ThreadPoolExecutor(max_workers=settings().send_concurrency, thread_name_prefix="send")
@@ -152,8 +161,8 @@ def settings() -> Settings:
     return get_settings()
 
 
-_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, send_pool, write_pool,
-           poller)  # fmt: skip
+_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, batch_runner,
+           send_pool, write_pool, poller)  # fmt: skip
 
 
 def reset() -> None:
