@@ -16,6 +16,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -264,16 +265,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    # At MiM's limits in compressed time, a send and a report look-up take about 0.15 s a message.
-    timeout = args.timeout if args.timeout is not None else max(90.0, 0.3 * args.count * 60 / args.speed)
+def parse_faults(specs: list[str]) -> dict[str, float]:
+    """`--fault KIND=RATE` options as {kind: rate}."""
     faults: dict[str, float] = {}
-    for spec in args.fault:
+    for spec in specs:
         kind, _, rate = spec.partition("=")
         if kind not in FAULTS or not rate:
             raise SystemExit(f"--fault wants KIND=RATE with KIND one of {', '.join(FAULTS)}")
         faults[kind] = float(rate)
+    return faults
+
+
+def keep_running(run: Run, stopping: Callable[[], bool]) -> None:
+    """After the summary: keep processing, and print each message that reaches a final state."""
+    print_connection(run.stack)
+    seen = set(run.stack.records())
+    while not stopping():
+        run.step()
+        for request_id, record in run.stack.records().items():
+            if request_id not in seen and record.get("status") in FINAL:
+                seen.add(request_id)
+                print(f"  {request_id}: {record['status']} {record.get('error_code') or ''}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # At MiM's limits in compressed time, a send and a report look-up take about 0.15 s a message.
+    timeout = args.timeout if args.timeout is not None else max(90.0, 0.3 * args.count * 60 / args.speed)
+    faults = parse_faults(args.fault)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ[name] = "local"  # never a real account: everything goes to the local endpoint
     os.environ.pop("AWS_PROFILE", None)
@@ -314,14 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
         ok = summarise(run, planned, bool(faults))
         if args.keep_running and not stopping:
-            print_connection(stack)
-            seen = set(run.stack.records())
-            while not stopping:
-                run.step()
-                for request_id, record in run.stack.records().items():
-                    if request_id not in seen and record.get("status") in FINAL:
-                        seen.add(request_id)
-                        print(f"  {request_id}: {record['status']} {record.get('error_code') or ''}", flush=True)
+            keep_running(run, lambda: stopping)
         return 0 if ok and settled else 1
     finally:
         stack.stop()

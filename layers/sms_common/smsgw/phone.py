@@ -33,26 +33,10 @@ def normalise(raw: object) -> str:
     elif text.startswith("00"):
         international, text = True, text[2:]
     text = text.translate(_BANGLA_DIGITS)
-    if not all(ch in _ASCII_DIGITS for ch in text):
-        foreign = next((ch for ch in text if ch not in _ASCII_DIGITS and unicodedata.digit(ch, None) is not None), None)
-        if foreign is not None:  # str.isdigit() would take these, and the provider would get them
-            name = unicodedata.name(foreign, "a digit")
-            raise PhoneError(
-                f"phone contains {name} (U+{ord(foreign):04X}): write the digits as 0-9 or as Bangla digits"
-            )
-        if any(ch.isalpha() for ch in text):
-            raise PhoneError("phone contains letters; expected digits such as 01712345678")
-        raise PhoneError("phone contains characters other than digits, spaces, dashes and a leading +")
+    _check_digits(text)
     if international and not text.startswith(COUNTRY_CODE):
         raise PhoneError("phone is not a Bangladesh number (country code must be +880)")
-    if text.startswith(COUNTRY_CODE):
-        national = text[len(COUNTRY_CODE) :]
-        if national.startswith("0"):  # +880 01712... is a common mistake; the trunk 0 is dropped
-            national = national[1:]
-    elif text.startswith("0"):
-        national = text[1:]
-    else:
-        national = text
+    national = _national(text)
     if not national.startswith("1"):
         raise PhoneError("phone is a landline or not a mobile number: Bangladesh mobile numbers start with 01")
     if len(national) != 10:
@@ -63,6 +47,27 @@ def normalise(raw: object) -> str:
     if national[1] not in _MOBILE_PREFIXES:
         raise PhoneError(f"phone prefix 01{national[1]} is not a Bangladesh mobile operator prefix (013-019)")
     return COUNTRY_CODE + national
+
+
+def _check_digits(text: str) -> None:
+    """Only 0-9 are left once separators and Bangla digits are dealt with; else say what is there."""
+    if all(ch in _ASCII_DIGITS for ch in text):
+        return
+    foreign = next((ch for ch in text if ch not in _ASCII_DIGITS and unicodedata.digit(ch, None) is not None), None)
+    if foreign is not None:  # str.isdigit() would take these, and the provider would get them
+        name = unicodedata.name(foreign, "a digit")
+        raise PhoneError(f"phone contains {name} (U+{ord(foreign):04X}): write the digits as 0-9 or as Bangla digits")
+    if any(ch.isalpha() for ch in text):
+        raise PhoneError("phone contains letters; expected digits such as 01712345678")
+    raise PhoneError("phone contains characters other than digits, spaces, dashes and a leading +")
+
+
+def _national(text: str) -> str:
+    """The number without its country code or trunk 0 (`1XXXXXXXXX` for a mobile number)."""
+    if text.startswith(COUNTRY_CODE):
+        national = text[len(COUNTRY_CODE) :]
+        return national[1:] if national.startswith("0") else national  # +880 01712...: a common mistake
+    return text[1:] if text.startswith("0") else text
 
 
 def mask(phone: str) -> str:

@@ -38,8 +38,11 @@ class Sender(BulkSender):
             if inbound.chunk_of is not None:
                 return self._send_chunk(inbound, inbound.bulk, lease_until, gate_open=gate_open, grant=grant)
             return self._hand_on(inbound, inbound.bulk, lease_until)
-        request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
+        return self._send_message(inbound, lease_until, gate_open=gate_open)
 
+    def _send_message(self, inbound: Inbound, lease_until: float, *, gate_open: bool) -> RecordResult:
+        """One SMS: expired, scheduled for later, parked behind a closed gate, or claimed and sent."""
+        request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
         log = log_of(request)
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
