@@ -1,6 +1,6 @@
 """The shipped package stays in small rooms: modules of at most 400 lines, functions of at most 60.
 
-Three modules are still over the line, from before the split began; each may only shrink until it is
+Two modules are still over the line, from before the split began; each may only shrink until it is
 split too (issue: one room per concern). ruff's C90 rule keeps every function's branches to 12.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "sms_common" / "smsgw"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-NOT_YET_SPLIT = {"store.py": 724, "limiter.py": 513, "message.py": 468}  # lines now: never more
+NOT_YET_SPLIT = {"store.py": 724, "message.py": 468}  # lines now: never more
 
 
 def modules() -> list[Path]:

@@ -98,7 +98,7 @@ class Settings:
     report_delay_seconds: float = 60.0  # first look at a report after sending, and the back-off unit
     poll_concurrency: int = 5
     send_queue_url: str = ""  # where held and deferred messages are published again
-    # The account-wide limiter (limiter.py) and waiting for capacity outside the function.
+    # The account-wide limiter (smsgw.limiter) and waiting for capacity outside the function.
     control_table: str = ""  # the DynamoDB table holding the limiter's item
     otp_share: float = 0.2  # share of each window bulk traffic leaves to OTPs while they wait
     bulk_burst: float = 1 / 6  # of the shortest window's ceiling: how far bulk may run ahead of its pace

@@ -1,4 +1,4 @@
-"""The status table (README, "The status record"): the only module that touches it (limiter.py keeps the control table).
+"""The status table (README, "The status record"): the only module that touches it (the limiter has the control table).
 
 The status record is also the idempotency record. `claim` is one conditional write that either
 creates the record as `sending` or takes back a record whose previous attempt certainly did not reach
