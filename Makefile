@@ -103,6 +103,10 @@ deploy: build ## sam deploy (guided the first time, then from samconfig.toml); C
 bench: $(BIN)/.installed ## Benchmarks: print ratios against their targets; ARGS="--dialect generic" for the other dialect
 	$(BIN)/python -m devstack.bench $(ARGS)
 
+.PHONY: docs
+docs: $(BIN)/.installed ## Write the generated parts of the docs: the README's settings table, docs/benchmarks.md's figures
+	$(BIN)/python -m devstack.docs
+
 .PHONY: soak
 soak: $(BIN)/.installed ## A campaign with OTPs at MiM's limits, faults, 4 consumer processes; make soak ARGS="--count 2000"
 	$(BIN)/python -m devstack.soak $(ARGS)

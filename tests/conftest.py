@@ -82,9 +82,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "SmsGatewayTest")
-    runtime.reset()
+    runtime.configure(clock=time.time)
     yield
-    runtime.reset()
+    runtime.configure(clock=time.time)
 
 
 @pytest.fixture
@@ -186,7 +186,7 @@ class Stack:
         """The limiter's windows and any provider block are over (as after a day): its item starts afresh."""
 
         self.dynamodb.delete_item(TableName=self.control_table, Key={"name": {"S": "rate-limiter"}})
-        runtime.reset()  # the process's cached copy of the item goes too
+        runtime.configure()  # the process's cached copy of the item goes too
 
     def end_delays(self, queue_url: str | None = None) -> None:
         """Let time pass for the queue's delayed or hidden messages: they are visible now (no test waits)."""
@@ -273,7 +273,7 @@ def configured(aws: Stack, simulator: MimSmsSimulator, dialect: str, monkeypatch
     # The handler tests send dozens of messages in one instant; bulk's pacing (which would spread them
     # over the window) is tested in test_limiter and in the soak.
     monkeypatch.setenv("BULK_BURST_SHARE", "1")
-    runtime.reset()
+    runtime.configure()
     return aws
 
 
@@ -295,7 +295,7 @@ def clock(configured: Stack, simulator: MimSmsSimulator) -> Clock:
     """One test clock for the send path and MiM (modules with a clock of their own override this)."""
     fake = Clock()
     simulator.state.clock = fake
-    runtime.sender()._clock = fake
+    runtime.configure(clock=fake)
     return fake
 
 

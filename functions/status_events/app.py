@@ -8,6 +8,7 @@ with collector_paused():  # first: the pause must cover every import below
     from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from smsgw import runtime
     from smsgw.notifying import publish_batch
     from smsgw.observability import logger, metrics, tracer
 
@@ -16,4 +17,4 @@ with collector_paused():  # first: the pause must cover every import below
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    return publish_batch(event, context)
+    return publish_batch(runtime.status_events(), event, context)

@@ -46,7 +46,7 @@ from devstack.storemodel import ModelledDynamoDB
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
 from smsgw import runtime, sending
-from smsgw.config import DEFAULT_RATE_LIMITS, parse_rate_limits
+from smsgw.config import declared, parse_rate_limits
 from smsgw.limiter import MAX_CLOCK_SKEW, SLICES, SPAN
 from smsgw.observability import logger, metrics
 
@@ -89,10 +89,17 @@ def _event(count: int, start: int, prefix: str = "bench") -> dict[str, Any]:
     now = str(int(time.time() * 1000))
     for n in range(start, start + count):
         body = {"phone": f"0171{n % 10_000_000:07d}", "message": "Your OTP is 482913", "request_id": f"{prefix}-{n}"}
-        records.append({"messageId": f"m-{prefix}-{n}", "receiptHandle": f"h-{n}", "body": json.dumps(body),
-                        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now},
-                        "messageAttributes": {}, "eventSource": "aws:sqs",
-                        "eventSourceARN": "arn:aws:sqs:ap-southeast-1:1:q"})  # fmt: skip
+        records.append(
+            {
+                "messageId": f"m-{prefix}-{n}",
+                "receiptHandle": f"h-{n}",
+                "body": json.dumps(body),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": now},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:ap-southeast-1:1:q",
+            }
+        )
     return {"Records": records}
 
 
@@ -198,7 +205,7 @@ def _round_trips(start: int, store: ModelledDynamoDB | None = None) -> dict[str,
     serial = start
     for concurrency, label, count in (("10", "one", 1), ("10", "batch", 10), ("1", "sequential", 10)):
         os.environ["SEND_CONCURRENCY"] = concurrency
-        runtime.reset()
+        runtime.configure()
         if store is not None:
             store.attach(runtime.client("dynamodb"))
         _timed(1, serial)  # warm: clients, pool, credentials cache
@@ -212,7 +219,7 @@ def _round_trips(start: int, store: ModelledDynamoDB | None = None) -> dict[str,
 def chunk_seconds(start: int, store: ModelledDynamoDB) -> dict[str, float]:
     """A 1,000-number chunk in the official dialect (one OneToMany request), as the send function handles
     it, the store modelled: its records written one after another, and on the write pool."""
-    runtime.reset()
+    runtime.configure()
     store.attach(runtime.client("dynamodb"))
     numbers = [f"88017{n:08d}" for n in range(start, start + CHUNK_NUMBERS)]
     lease_until = time.time() + 60
@@ -237,12 +244,25 @@ def _bare_send(base_url: str, n: int, dialect: str) -> tuple[str, bytes]:
     """The request the provider adapter makes for one SMS, as (URL, JSON body)."""
     phone = f"8801{n % 1_000_000_000:09d}"
     if dialect == "generic":
-        body = {"api_key": "bench-key", "username": "bench@example.com", "password": "bench-password",  # nosec B105  # the simulator's own test account
-                "sender_id": "MIMSMS", "phone": phone, "message": "Your OTP is 482913",
-                "priority": "normal"}  # fmt: skip
+        body = {
+            "api_key": "bench-key",
+            "username": "bench@example.com",
+            "password": "bench-password",  # nosec B105  # the simulator's own test account
+            "sender_id": "MIMSMS",
+            "phone": phone,
+            "message": "Your OTP is 482913",
+            "priority": "normal",
+        }
         return f"{base_url}/send-sms", json.dumps(body).encode()
-    body = {"UserName": "bench@example.com", "Apikey": "bench-key", "MobileNumber": phone, "CampaignId": "null",
-            "SenderName": "MIMSMS", "TransactionType": "T", "Message": "Your OTP is 482913"}  # fmt: skip
+    body = {
+        "UserName": "bench@example.com",
+        "Apikey": "bench-key",
+        "MobileNumber": phone,
+        "CampaignId": "null",
+        "SenderName": "MIMSMS",
+        "TransactionType": "T",
+        "Message": "Your OTP is 482913",
+    }
     return f"{base_url}/api/SmsSending/SMS", json.dumps(body).encode()
 
 
@@ -251,7 +271,7 @@ def handler_cpu(base_url: str, store: ModelledDynamoDB, start: int, dialect: str
     the same provider POST with bare urllib3, and the same DynamoDB calls issued directly with botocore,
     both against the same store model."""
     os.environ["SEND_CONCURRENCY"] = "10"
-    runtime.reset()
+    runtime.configure()
     dynamodb = runtime.client("dynamodb")
     store.attach(dynamodb)
     calls: list[tuple[str, dict[str, Any]]] = []
@@ -318,8 +338,16 @@ def send_path(moto: MotoServer, dialect: str) -> dict[str, Any]:
     """With the simulator in its own process: one message, a pooled batch of 10 and the same 10 in series,
     against moto's server and against the store modelled at STORE_LATENCY a call; then handler CPU."""
     limits = "1000000/60,10000000/3600,100000000/86400"
-    account = ("--username", "bench@example.com", "--api-key", "bench-key", "--password", "bench-password",
-               "--balance", "1e9")  # fmt: skip
+    account = (
+        "--username",
+        "bench@example.com",
+        "--api-key",
+        "bench-key",
+        "--password",
+        "bench-password",
+        "--balance",
+        "1e9",
+    )
     with SimulatorProcess("--latency", str(LATENCY), "--rate-limits", limits, *account) as sim:
         os.environ["MIMSMS_BASE_URL"] = sim.base_url
         on_moto = _round_trips(10_000_000)
@@ -367,8 +395,10 @@ def cold_start() -> dict[str, Any]:
     """Importing the send handler as Lambda's init does, against `import boto3`, both from compiled
     bytecode (a warm-up run writes it to a private cache first, as a built artifact would carry it)."""
     path = ROOT / "functions" / "send_sms" / "app.py"
-    load = (f"import importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
-            "s.loader.exec_module(u.module_from_spec(s))")  # fmt: skip
+    load = (
+        f"import importlib.util as u; s = u.spec_from_file_location('app', {str(path)!r}); "
+        "s.loader.exec_module(u.module_from_spec(s))"
+    )
     cache = OUT / "pycache"
     base = {**os.environ, "AWS_ENDPOINT_URL": "", "PYTHONPYCACHEPREFIX": str(cache)}
     base.pop("POWERTOOLS_TRACE_DISABLED", None)
@@ -402,8 +432,16 @@ def published_powertools_layer(interpreter: Path) -> Path | None:
     if (target / "aws_lambda_powertools").exists():
         return target
     shutil.rmtree(target.parent, ignore_errors=True)
-    install = [str(interpreter), "-m", "pip", "install", "--quiet", "--target", str(target),
-               f"aws-lambda-powertools[all]=={version}"]  # fmt: skip
+    install = [
+        str(interpreter),
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--target",
+        str(target),
+        f"aws-lambda-powertools[all]=={version}",
+    ]
     if subprocess.run(install, check=False).returncode != 0:  # noqa: S603  # nosec B603  # a fixed argument list
         return None
     for pattern in ("boto*", "s3transfer*", "*dateutil*", "urllib3*", "six*", "jmespath*"):
@@ -435,8 +473,12 @@ def artifact_cold_start() -> dict[str, Any]:
     for layer in layers:
         shutil.copytree(layer, stripped / layer.parent.name / "python", ignore=shutil.ignore_patterns("__pycache__"))
     bare_layers = [stripped / layer.parent.name / "python" for layer in layers]
-    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", tempfile.gettempdir()),
-            "PYTHONDONTWRITEBYTECODE": "1", "AWS_REGION": "ap-southeast-1"}  # fmt: skip
+    base = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", tempfile.gettempdir()),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "AWS_REGION": "ap-southeast-1",
+    }
 
     load = f"import sys; sys.path.insert(0, {str(code)!r}); import app"
 
@@ -489,9 +531,22 @@ def tracking(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
     dynamodb.meta.events.register("after-call.dynamodb.Query", lambda parsed, **_: read.append(parsed["ScannedCount"]))
     # 10,000 final records of history beside the live ones.
     for start in range(0, 10_000, 25):
-        dynamodb.batch_write_item(RequestItems={"bench-messages": [{"PutRequest": {"Item": {
-            "request_id": {"S": f"old-{n}"}, "status": {"S": "delivered"}, "phone": {"S": "8801712345678"}}}}
-            for n in range(start, start + 25)]})  # fmt: skip
+        dynamodb.batch_write_item(
+            RequestItems={
+                "bench-messages": [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                "request_id": {"S": f"old-{n}"},
+                                "status": {"S": "delivered"},
+                                "phone": {"S": "8801712345678"},
+                            }
+                        }
+                    }
+                    for n in range(start, start + 25)
+                ]
+            }
+        )
     later = 3600.0  # the poller and the simulator an hour on: every report is in
 
     def settle() -> int:
@@ -527,10 +582,14 @@ def tracking(moto: MotoServer, sim: MimSmsSimulator) -> dict[str, Any]:
 
 def sustainable(lookups_per_message: float, otp_share_of_traffic: float = 0.1) -> dict[str, float]:
     """Messages a minute that can go on for ever, under each policy: the binding limit / calls per message."""
-    limits = parse_rate_limits(DEFAULT_RATE_LIMITS)
+    limits = parse_rate_limits(declared()["rate_limits"].default or "")
     per_minute = min((limit.count - 1) * 60 / limit.seconds * SLICES / SPAN for limit in limits)
-    policies = {"all": 1.0, "sample:10": otp_share_of_traffic + 0.1 * (1 - otp_share_of_traffic),
-                "high": otp_share_of_traffic, "none": 0.0}  # fmt: skip
+    policies = {
+        "all": 1.0,
+        "sample:10": otp_share_of_traffic + 0.1 * (1 - otp_share_of_traffic),
+        "high": otp_share_of_traffic,
+        "none": 0.0,
+    }
     return {name: per_minute / (1 + share * lookups_per_message) for name, share in policies.items()}
 
 
@@ -542,25 +601,40 @@ def _verdict(name: str, value: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="make bench", description="Benchmarks: ratios against their targets")
-    parser.add_argument("--dialect", choices=["official", "generic"], default="official",
-                        help="the provider dialect to measure (default official)")  # fmt: skip
-    parser.add_argument("--real-time", action="store_true",
-                        help="only the campaign, in real time (about 5 minutes), slack as in AWS")  # fmt: skip
+    parser.add_argument(
+        "--dialect",
+        choices=["official", "generic"],
+        default="official",
+        help="the provider dialect to measure (default official)",
+    )
+    parser.add_argument(
+        "--real-time", action="store_true", help="only the campaign, in real time (about 5 minutes), slack as in AWS"
+    )
     args = parser.parse_args(argv)
     dialect = args.dialect
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "ap-southeast-1",  # nosec B105  # moto accepts any key
-        "POWERTOOLS_TRACE_DISABLED": "true", "MESSAGES_TABLE": "bench-messages", "MIMSMS_SECRET_ID": "bench/mimsms",  # nosec B105  # a secret's name in moto, not a secret
-        "MIMSMS_API": dialect, "MIMSMS_RATE_LIMITS": "1000000/60", "CONTROL_TABLE": "bench-control",
-    })  # fmt: skip
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "ap-southeast-1",  # nosec B105  # moto accepts any key
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "MESSAGES_TABLE": "bench-messages",
+            "MIMSMS_SECRET_ID": "bench/mimsms",  # nosec B105  # a secret's name in moto, not a secret
+            "MIMSMS_API": dialect,
+            "MIMSMS_RATE_LIMITS": "1000000/60",
+            "CONTROL_TABLE": "bench-control",
+        }
+    )
     logger.setLevel("ERROR")
     if args.real_time:
         print("a campaign at MiM's limits, in real time ...", flush=True)
         real = {"dialect": dialect, **campaign(dialect, real_time=True)}
         OUT.mkdir(exist_ok=True)
         (OUT / _named("results-realtime", dialect, "json")).write_text(json.dumps(real, indent=2))
-        print(f"\n{'achieved/limit while a backlog waits':44} {real['achieved_per_limit']:8.2f}   "
-              f"{_verdict('achieved_per_limit', real['achieved_per_limit'])}")  # fmt: skip
+        print(
+            f"\n{'achieved/limit while a backlog waits':44} {real['achieved_per_limit']:8.2f}   "
+            f"{_verdict('achieved_per_limit', real['achieved_per_limit'])}"
+        )
         print(f"{'achieved / the limiter ceiling of this run':44} {real['achieved_per_ceiling_of_this_run']:8.2f}")
         print(f"{'rate refusals by MiM':44} {real['rate_refusals']:8d}   calls per window {real['calls_per_window']}")
         if real["rate_refusals"] or not real["campaign_ok"]:
@@ -575,9 +649,17 @@ def main(argv: list[str] | None = None) -> None:
         for table, resource in (("bench-messages", "MessagesTable"), ("bench-control", "ControlTable")):
             create_table(boto3.client("dynamodb"), load_template(), table, resource)
         os.environ["SEND_QUEUE_URL"] = boto3.client("sqs").create_queue(QueueName="bench-send")["QueueUrl"]
-        boto3.client("secretsmanager").create_secret(Name="bench/mimsms", SecretString=json.dumps(
-            {"username": "bench@example.com", "api_key": "bench-key", "password": "bench-password",  # nosec B105  # the simulator's own test account
-             "sender_id": "MIMSMS"}))  # fmt: skip
+        boto3.client("secretsmanager").create_secret(
+            Name="bench/mimsms",
+            SecretString=json.dumps(
+                {
+                    "username": "bench@example.com",
+                    "api_key": "bench-key",
+                    "password": "bench-password",  # nosec B105  # the simulator's own test account
+                    "sender_id": "MIMSMS",
+                }
+            ),
+        )
         print("2/4 the send path (simulator in its own process; moto, and a store modelled at 5 ms) ...", flush=True)
         results.update(send_path(moto, dialect))
         print("3/4 cold start ...", flush=True)
@@ -590,7 +672,7 @@ def main(argv: list[str] | None = None) -> None:
         with MimSmsSimulator(state=state) as sim:
             os.environ["MIMSMS_BASE_URL"] = sim.base_url
             os.environ["SEND_CONCURRENCY"] = "10"
-            runtime.reset()
+            runtime.configure()
             with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):  # the poller's metric lines
                 results.update(tracking(moto, sim))
     results["sustainable_messages_per_minute"] = sustainable(results["lookups_per_tracked_message"])
@@ -613,8 +695,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{'measure':44} {'ratio':>8}")
     for label, key in rows:
         print(f"{label:44} {results[key]:8.2f}   {_verdict(key, float(results[key]))}")
-    print(f"{'achieved / the limiter ceiling of this run':44} {results['achieved_per_ceiling_of_this_run']:8.2f}"
-          f"   (the ceiling: {results['ceiling_per_limit_in_real_time']:.3f} of the limit)")  # fmt: skip
+    print(
+        f"{'achieved / the limiter ceiling of this run':44} {results['achieved_per_ceiling_of_this_run']:8.2f}"
+        f"   (the ceiling: {results['ceiling_per_limit_in_real_time']:.3f} of the limit)"
+    )
     print(f"{'OTP accepted after, windows (median)':44} {results['otp_latency_windows_median']:8.2f}")
     print(f"{'cold start / import boto3, tracing off':44} {results['cold_start_per_import_boto3_untraced']:8.2f}")
     if "artifact_cold_start_per_import_boto3" in results:
@@ -622,30 +706,44 @@ def main(argv: list[str] | None = None) -> None:
             f"{'the built artifact (python3.13), X-Ray on':44} {results['artifact_cold_start_per_import_boto3']:8.2f}"
             f"   {_verdict('cold_start_per_import_boto3', results['artifact_cold_start_per_import_boto3'])}"
         )
-        print(f"{'  against import boto3 with the GC paused too':44} "
-              f"{results['artifact_cold_start_per_import_boto3_paused_too']:8.2f}")  # fmt: skip
+        print(
+            f"{'  against import boto3 with the GC paused too':44} "
+            f"{results['artifact_cold_start_per_import_boto3_paused_too']:8.2f}"
+        )
         print(f"{'the built artifact, tracing off':44} {results['artifact_cold_start_per_import_boto3_untraced']:8.2f}")
-        print(f"{'the built artifact without its bytecode':44} "
-              f"{results['artifact_cold_start_without_bytecode_per_import_boto3']:8.2f}")  # fmt: skip
+        print(
+            f"{'the built artifact without its bytecode':44} "
+            f"{results['artifact_cold_start_without_bytecode_per_import_boto3']:8.2f}"
+        )
         if "artifact_cold_start_with_published_layer_per_import_boto3" in results:
-            print(f"{'  with the AWS-published Powertools layer':44} "
-                  f"{results['artifact_cold_start_with_published_layer_per_import_boto3']:8.2f}")  # fmt: skip
-    print(f"{'batch of 10 / one round trip, on moto':44} {results['batch_of_10_per_round_trip_on_moto']:8.2f}"
-          f"   (one: {results['one_record_ms_on_moto']:.0f} ms on moto, {results['one_record_ms']:.0f} ms modelled,"
-          f" {LATENCY * 1000:.0f} ms of it the simulator's)")  # fmt: skip
+            print(
+                f"{'  with the AWS-published Powertools layer':44} "
+                f"{results['artifact_cold_start_with_published_layer_per_import_boto3']:8.2f}"
+            )
+    print(
+        f"{'batch of 10 / one round trip, on moto':44} {results['batch_of_10_per_round_trip_on_moto']:8.2f}"
+        f"   (one: {results['one_record_ms_on_moto']:.0f} ms on moto, {results['one_record_ms']:.0f} ms modelled,"
+        f" {LATENCY * 1000:.0f} ms of it the simulator's)"
+    )
     print(f"{'serial batch of 10 / pooled batch of 10':44} {results['serial_per_pooled']:8.2f}")
     if "chunk_1000_seconds" in results:
-        print(f"{'a 1,000-number chunk, seconds (store at 5 ms)':44} {results['chunk_1000_seconds']:8.2f}"
-              f"   (its records one by one: {results['chunk_1000_seconds_writes_one_by_one']:.2f} s; the function"
-              f" has 30)")  # fmt: skip
-    print(f"{'handler CPU / a bare urllib3 POST':44} {results['handler_cpu_per_bare_post']:8.2f}"
-          f"   ({results['handler_cpu_ms_per_message']:.2f} ms a message; irreducible"
-          f" {results['irreducible_cpu_ms_per_message']:.2f} ms)")  # fmt: skip
+        print(
+            f"{'a 1,000-number chunk, seconds (store at 5 ms)':44} {results['chunk_1000_seconds']:8.2f}"
+            f"   (its records one by one: {results['chunk_1000_seconds_writes_one_by_one']:.2f} s; the function"
+            f" has 30)"
+        )
+    print(
+        f"{'handler CPU / a bare urllib3 POST':44} {results['handler_cpu_per_bare_post']:8.2f}"
+        f"   ({results['handler_cpu_ms_per_message']:.2f} ms a message; irreducible"
+        f" {results['irreducible_cpu_ms_per_message']:.2f} ms)"
+    )
     print(f"{'report look-ups per tracked message':44} {results['lookups_per_tracked_message']:8.2f}")
-    print(f"{'SMS parts saved by smart encoding':44} {results['parts_saved_share']:8.2f}"
-          f"   ({results['corpus_parts_as_written']} parts as written, {results['corpus_parts_smart']} sent, on"
-          f" {results['corpus_messages']} notifications; English alone {results['english_parts_saved_share']:.2f};"
-          f" Bangla untouched: {results['bangla_untouched']})")  # fmt: skip
+    print(
+        f"{'SMS parts saved by smart encoding':44} {results['parts_saved_share']:8.2f}"
+        f"   ({results['corpus_parts_as_written']} parts as written, {results['corpus_parts_smart']} sent, on"
+        f" {results['corpus_messages']} notifications; English alone {results['english_parts_saved_share']:.2f};"
+        f" Bangla untouched: {results['bangla_untouched']})"
+    )
     print("sustainable messages a minute at MiM's default limits (the day's 10,000 binds), by tracking policy,")
     print("with 10 % OTPs and the look-ups per tracked message measured above:")
     for policy, rate in results["sustainable_messages_per_minute"].items():

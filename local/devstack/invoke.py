@@ -118,11 +118,22 @@ def invoke_with_emulator(function: str, event: dict[str, Any], stack: local.Loca
         "PYTHONNOUSERSITE": "1",
     }
     process = subprocess.Popen(  # noqa: S603  # nosec B603  # the emulator binary, a fixed argument list
-        [rie_binary(), "--log-level", "error", "--runtime-interface-emulator-address", f"127.0.0.1:{port}",
-         "--runtime-api-address", f"127.0.0.1:{api_port}", interpreter, "-m", "awslambdaric", handler],
+        [
+            rie_binary(),
+            "--log-level",
+            "error",
+            "--runtime-interface-emulator-address",
+            f"127.0.0.1:{port}",
+            "--runtime-api-address",
+            f"127.0.0.1:{api_port}",
+            interpreter,
+            "-m",
+            "awslambdaric",
+            handler,
+        ],
         cwd=code,
         env=env,
-    )  # fmt: skip
+    )
     try:
         url = f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
         deadline = time.monotonic() + 30
@@ -149,8 +160,18 @@ def invoke_with_sam(function: str, event_path: Path, stack: local.LocalStack) ->
     variables = {**stack.environment, "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # nosec B105  # moto accepts any key
     env_file.write_text(json.dumps({name: variables}))
     sam = ROOT / ".venv-sam" / "bin" / "sam"
-    command = [str(sam), "local", "invoke", name, "--event", str(event_path), "--env-vars", str(env_file),
-               "--docker-network", "host"]  # fmt: skip
+    command = [
+        str(sam),
+        "local",
+        "invoke",
+        name,
+        "--event",
+        str(event_path),
+        "--env-vars",
+        str(env_file),
+        "--docker-network",
+        "host",
+    ]
     return subprocess.run(command, check=False).returncode  # noqa: S603  # nosec B603  # sam local invoke, a fixed argument list
 
 
@@ -183,8 +204,11 @@ def main(argv: list[str] | None = None) -> int:
             stamped = ROOT / ".aws-sam" / f"local-invoke-{args.event.name}"
             stamped.write_text(json.dumps(event, ensure_ascii=False))
             return invoke_with_sam(args.function, stamped, stack)
-        timeout = float(load_template()["Resources"][logical_id(args.function, load_template())]["Properties"].get(
-            "Timeout", load_template()["Globals"]["Function"]["Timeout"]))  # fmt: skip
+        timeout = float(
+            load_template()["Resources"][logical_id(args.function, load_template())]["Properties"].get(
+                "Timeout", load_template()["Globals"]["Function"]["Timeout"]
+            )
+        )
         result = invoke_with_emulator(args.function, event, stack, timeout)
         print(json.dumps(result, indent=2, ensure_ascii=False))
         if args.output:

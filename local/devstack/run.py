@@ -52,31 +52,81 @@ def default_mix(count: int) -> list[Planned]:
         return json.dumps(fields, ensure_ascii=False)
 
     mix = [
-        Planned("OTP, English", msg(phone="01712345601", message="Your OTP is 482913. It expires in 5 minutes.",
-                                    request_id="otp-en-1", priority="high"), "otp-en-1", "delivered"),
-        Planned("OTP, Bangla", msg(phone="+880 1812-345602", message="আপনার ওটিপি কোড ৫৫৩১। কাউকে জানাবেন না।",
-                                   request_id="otp-bn-1", priority="high"), "otp-bn-1", "delivered"),
-        Planned("long promotional", msg(phone="8801912345603", message=LONG_PROMO, request_id="promo-1",
-                                        type="promotional", campaign_id=local.LOCAL_CAMPAIGN,
-                                        metadata={"campaign": "winter"}), "promo-1", "delivered"),
-        Planned("invalid number", msg(phone="0171234567", message="Your OTP is 1111", request_id="bad-phone-1"),
-                "bad-phone-1", "failed:invalid_phone"),
-        Planned("landline number", msg(phone="02-9876543", message="Hello", request_id="landline-1"),
-                "landline-1", "failed:invalid_phone"),
-        Planned("repeated request_id", msg(phone="01712345601", message="Your OTP is 482913. It expires in 5 minutes.",
-                                           request_id="otp-en-1", priority="high"), "otp-en-1", "delivered",
-                duplicate=True),
+        Planned(
+            "OTP, English",
+            msg(
+                phone="01712345601",
+                message="Your OTP is 482913. It expires in 5 minutes.",
+                request_id="otp-en-1",
+                priority="high",
+            ),
+            "otp-en-1",
+            "delivered",
+        ),
+        Planned(
+            "OTP, Bangla",
+            msg(
+                phone="+880 1812-345602",
+                message="আপনার ওটিপি কোড ৫৫৩১। কাউকে জানাবেন না।",
+                request_id="otp-bn-1",
+                priority="high",
+            ),
+            "otp-bn-1",
+            "delivered",
+        ),
+        Planned(
+            "long promotional",
+            msg(
+                phone="8801912345603",
+                message=LONG_PROMO,
+                request_id="promo-1",
+                type="promotional",
+                campaign_id=local.LOCAL_CAMPAIGN,
+                metadata={"campaign": "winter"},
+            ),
+            "promo-1",
+            "delivered",
+        ),
+        Planned(
+            "invalid number",
+            msg(phone="0171234567", message="Your OTP is 1111", request_id="bad-phone-1"),
+            "bad-phone-1",
+            "failed:invalid_phone",
+        ),
+        Planned(
+            "landline number",
+            msg(phone="02-9876543", message="Hello", request_id="landline-1"),
+            "landline-1",
+            "failed:invalid_phone",
+        ),
+        Planned(
+            "repeated request_id",
+            msg(
+                phone="01712345601",
+                message="Your OTP is 482913. It expires in 5 minutes.",
+                request_id="otp-en-1",
+                priority="high",
+            ),
+            "otp-en-1",
+            "delivered",
+            duplicate=True,
+        ),
         Planned("not JSON", "this body is not JSON {", None, "failed:invalid_request"),
-        Planned("barred subscriber", msg(phone="01312345604", message="Your parcel is on its way.",
-                                         request_id="barred-1"), "barred-1", "failed:barred_subscriber"),
-    ]  # fmt: skip
+        Planned(
+            "barred subscriber",
+            msg(phone="01312345604", message="Your parcel is on its way.", request_id="barred-1"),
+            "barred-1",
+            "failed:barred_subscriber",
+        ),
+    ]
     n = 0
     while len(mix) < count:
         n += 1
         bangla = n % 3 == 0
         text = f"আপনার ওটিপি কোড {n:04d}" if bangla else f"Your verification code is {100000 + n}"
-        mix.append(Planned(f"OTP {n}", msg(phone=f"0175{n:07d}", message=text, request_id=f"otp-{n}"),
-                           f"otp-{n}", "delivered"))  # fmt: skip
+        mix.append(
+            Planned(f"OTP {n}", msg(phone=f"0175{n:07d}", message=text, request_id=f"otp-{n}"), f"otp-{n}", "delivered")
+        )
     return mix[:count] if count >= 1 else mix
 
 
@@ -110,7 +160,7 @@ class Run:
         self.log = sys.stdout if verbose else log_path.open("w", encoding="utf-8")
         if not verbose:
             logger.registered_handler.setStream(self.log)  # type: ignore[attr-defined]
-        runtime.reset()
+        runtime.configure()
         handler = load_handler("send_sms")
         # One event-source mapping per queue, as Lambda has: OTPs never wait behind the campaign's backlog.
         self.senders = [EventSourceMapping(stack, handler, source=source) for source in stack.event_sources]
@@ -213,8 +263,10 @@ def summarise(run: Run, planned: list[Planned], faults: bool) -> bool:
         f"{run.stack.queue_depth(run.stack.event_source.dead_letter_url)} in the dead-letter queue"
     )
     sends = sum(sender.invocations for sender in run.senders)
-    print(f"cost {total_cost} BDT, provider balance {balance:g} BDT; "
-          f"{sends} send_sms and {run.poller.invocations} poll_status invocations")  # fmt: skip
+    print(
+        f"cost {total_cost} BDT, provider balance {balance:g} BDT; "
+        f"{sends} send_sms and {run.poller.invocations} poll_status invocations"
+    )
     all_ok &= duplicates_sent == 0
     if not faults:  # the limiter keeps to MiM's limits: a refusal means it did not
         all_ok &= run.stack.simulator.state.rate_rejections == 0
@@ -254,11 +306,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--dialect", choices=["official", "generic"], default="official")
     parser.add_argument("--messages", type=Path, help="a JSON array of messages to publish instead of the mix")
-    parser.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
-                        help=f"simulator fault rate, repeatable; kinds: {', '.join(FAULTS)}")  # fmt: skip
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help=f"simulator fault rate, repeatable; kinds: {', '.join(FAULTS)}",
+    )
     parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
-    parser.add_argument("--timeout", type=float,
-                        help="give up after this many seconds (default: 90, or longer for large counts)")  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, help="give up after this many seconds (default: 90, or longer for large counts)"
+    )
     parser.add_argument("--keep-running", action="store_true", help="leave the stack up and keep processing")
     parser.add_argument("--moto-port", type=int, help="fixed port for moto's server (default: a free one)")
     parser.add_argument("--verbose", action="store_true", help="show the handlers' logs and metrics")

@@ -99,8 +99,14 @@ def campaign(count: int, otp_every: int) -> list[dict[str, Any]]:
     for n in range(count):
         otp = n % otp_every == 0
         text = f"Your OTP is {100000 + n}" if otp else f"Winter sale: 20% off until Friday. Code WS{n:05d}"
-        messages.append({"phone": f"017{n:08d}", "message": text, "request_id": f"soak-{n}",
-                         "priority": "high" if otp else "normal"})  # fmt: skip
+        messages.append(
+            {
+                "phone": f"017{n:08d}",
+                "message": text,
+                "request_id": f"soak-{n}",
+                "priority": "high" if otp else "normal",
+            }
+        )
     return messages
 
 
@@ -148,6 +154,10 @@ class ClassResult:
     latency_windows: list[float]  # from publishing to MiM accepting it, in shortest windows
 
 
+DEFAULT_COUNT = 1200
+OUT = Path(__file__).resolve().parents[2] / "bench-out"
+
+
 @dataclass
 class SoakResult:
     speed: float
@@ -166,8 +176,14 @@ class SoakResult:
         return clean and self.rate_rejections == 0 and self.dead_letters == 0
 
 
-def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published: dict[str, float],
-             speed: float, started: float, settled: tuple[str, ...] = FINAL) -> SoakResult:  # fmt: skip
+def _measure(
+    stack: local.LocalStack,
+    messages: list[dict[str, Any]],
+    published: dict[str, float],
+    speed: float,
+    started: float,
+    settled: tuple[str, ...] = FINAL,
+) -> SoakResult:
     state = stack.simulator.state
     records = stack.records()
     per_phone: dict[str, int] = {}
@@ -185,39 +201,78 @@ def _measure(stack: local.LocalStack, messages: list[dict[str, Any]], published:
             for m in group
             if "88" + m["phone"] in accepted_at
         )
-        classes.append(ClassResult(
-            label, len(group), {s: statuses.count(s) for s in set(statuses)},
-            sum(1 for s in statuses if s not in settled),
-            sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1), latency,
-        ))  # fmt: skip
+        classes.append(
+            ClassResult(
+                label,
+                len(group),
+                {s: statuses.count(s) for s in set(statuses)},
+                sum(1 for s in statuses if s not in settled),
+                sum(1 for m in group if per_phone.get("88" + m["phone"], 0) > 1),
+                latency,
+            )
+        )
     codes: dict[str, int] = {}
     for record in records.values():
         if record.get("status") in ("failed", "unknown"):
             codes[record.get("error_code", "?")] = codes.get(record.get("error_code", "?"), 0) + 1
-    return SoakResult(speed, tuple(state.rate_limits), classes, codes, [r.at for r in state.received],
-                      [sms.received_at for sms in state.sent.values()], state.rate_rejections,
-                      stack.queue_depth(stack.event_source.dead_letter_url), started)  # fmt: skip
+    return SoakResult(
+        speed,
+        tuple(state.rate_limits),
+        classes,
+        codes,
+        [r.at for r in state.received],
+        [sms.received_at for sms in state.sent.values()],
+        state.rate_rejections,
+        stack.queue_depth(stack.event_source.dead_letter_url),
+        started,
+    )
 
 
 def print_report(result: SoakResult) -> None:
-    print(f"\n{'class':10} {'messages':>8} {'delivered':>9} {'failed':>7} {'unknown':>7} {'unsettled':>9} "
-          f"{'sent twice':>10} {'accepted after, in windows: median':>35} {'p95':>6}")  # fmt: skip
+    print(
+        f"\n{'class':10} {'messages':>8} {'delivered':>9} {'failed':>7} {'unknown':>7} {'unsettled':>9} "
+        f"{'sent twice':>10} {'accepted after, in windows: median':>35} {'p95':>6}"
+    )
     for c in result.classes:
         median = statistics.median(c.latency_windows) if c.latency_windows else float("nan")
         p95 = c.latency_windows[int(0.95 * (len(c.latency_windows) - 1))] if c.latency_windows else float("nan")
         delivered, failed, unknown = (c.statuses.get(s, 0) for s in ("delivered", "failed", "unknown"))
-        print(f"{c.label:10} {c.messages:8d} {delivered:9d} {failed:7d} {unknown:7d} {c.unsettled:9d} "
-              f"{c.sent_twice:10d} {median:35.2f} {p95:6.2f}")  # fmt: skip
+        print(
+            f"{c.label:10} {c.messages:8d} {delivered:9d} {failed:7d} {unknown:7d} {c.unsettled:9d} "
+            f"{c.sent_twice:10d} {median:35.2f} {p95:6.2f}"
+        )
     codes = ", ".join(f"{code} {n}" for code, n in sorted(result.final_codes.items()))
     print(f"final codes: {codes or 'none'}")
     busiest = ", ".join(
         f"{busiest_window(result.request_times, seconds)}/{count} in {seconds * result.speed:g} s"
         for count, seconds in result.rate_limits
     )
-    print(f"provider requests {len(result.request_times)}, refused for the rate limit {result.rate_rejections}; "
-          f"busiest windows (calls/limit): {busiest}")  # fmt: skip
+    print(
+        f"provider requests {len(result.request_times)}, refused for the rate limit {result.rate_rejections}; "
+        f"busiest windows (calls/limit): {busiest}"
+    )
     print(f"dead-letter queue {result.dead_letters}")
     print("RESULT: no duplicate, no loss, no dead letter, no rate refusal" if result.ok else "RESULT: FAILED")
+
+
+def figures(result: SoakResult, dialect: str) -> dict[str, Any]:
+    """What docs/benchmarks.md shows of a soak (`make docs`)."""
+    otp = next(c for c in result.classes if c.label == "OTP")
+    latency = sorted(otp.latency_windows)
+    return {
+        "dialect": dialect,
+        "ok": result.ok,
+        "messages": sum(c.messages for c in result.classes),
+        "otp_latency_windows_median": statistics.median(latency) if latency else None,
+        "otp_latency_windows_p95": latency[int(0.95 * (len(latency) - 1))] if latency else None,
+        "busiest_per_limit": max(
+            busiest_window(result.request_times, seconds) / count for count, seconds in result.rate_limits
+        ),
+        "rate_refusals": result.rate_rejections,
+        "dead_letters": result.dead_letters,
+        "sent_twice": sum(c.sent_twice for c in result.classes),
+        "unsettled": sum(c.unsettled for c in result.classes),
+    }
 
 
 @contextlib.contextmanager
@@ -255,10 +310,13 @@ def running(
         # concurrency: the send queue `consumers` instances, the priority queue one, so an OTP never
         # waits for a campaign batch to finish in the same loop.
         for n, source in enumerate(stack.event_sources):
-            spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, [asdict(source)],
-                               stack.poll_interval, str(log_path))  # fmt: skip
-            processes += [context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}-{k}")
-                          for k in range(consumers if n == 0 else 1)]  # fmt: skip
+            spec = ProcessSpec(
+                stack.endpoint, stack.region, stack.environment, [asdict(source)], stack.poll_interval, str(log_path)
+            )
+            processes += [
+                context.Process(target=consumer, args=(spec, stop, ready), name=f"send-{n}-{k}")
+                for k in range(consumers if n == 0 else 1)
+            ]
         spec = ProcessSpec(stack.endpoint, stack.region, stack.environment, [], stack.poll_interval, str(log_path))
         processes.append(context.Process(target=poller, args=(spec, stop, ready), name="poll"))
         started: list[Any] = []
@@ -319,8 +377,11 @@ def soak(
             sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
             published.update((message["request_id"], state.clock()) for message in carried)
         if progress:
-            print(f"Published {len(messages)} messages in {len(bodies)} requests; {consumers} consumers and the "
-                  f"poller are working (logs: {log_path}) ...", flush=True)  # fmt: skip
+            print(
+                f"Published {len(messages)} messages in {len(bodies)} requests; {consumers} consumers and the "
+                f"poller are working (logs: {log_path}) ...",
+                flush=True,
+            )
         began = time.monotonic()
         queues = [source.queue_url for source in stack.event_sources]
         while time.monotonic() - began < timeout:
@@ -331,8 +392,11 @@ def soak(
             if progress:
                 counts = {s: statuses.count(s) for s in ("queued", "sending", "sent", *FINAL) if statuses.count(s)}
                 line = "  ".join(f"{k} {v}" for k, v in counts.items())
-                print(f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
-                      f"provider SMS {len(state.sent)}, refused {state.rate_rejections}", flush=True)  # fmt: skip
+                print(
+                    f"  {time.monotonic() - began:5.0f}s  queued {queued:5d}  | {line}  | "
+                    f"provider SMS {len(state.sent)}, refused {state.rate_rejections}",
+                    flush=True,
+                )
             if queued == 0 and all(s in settled for s in statuses):
                 break
         return _measure(stack, messages, published, speed, started, settled)
@@ -361,8 +425,9 @@ def otp_behind_backlog(
         published: dict[str, float] = {}
         for n in range(otps):
             phone = f"018{n:08d}"
-            body = json.dumps({"phone": phone, "message": f"Your OTP is {200000 + n}", "priority": "high",
-                               "request_id": f"otp-{n}"})  # fmt: skip
+            body = json.dumps(
+                {"phone": phone, "message": f"Your OTP is {200000 + n}", "priority": "high", "request_id": f"otp-{n}"}
+            )
             sqs.send_message(QueueUrl=stack.queue_for(body), MessageBody=body)
             published["88" + phone] = state.clock()
             time.sleep(window / 2)
@@ -378,19 +443,27 @@ def otp_behind_backlog(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make soak", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--count", type=int, default=1200, help="messages to publish (default 1200)")
+    parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"messages (default {DEFAULT_COUNT})")
     parser.add_argument("--consumers", type=int, default=4, help="send-function processes (default 4)")
     parser.add_argument("--otp-every", type=int, default=10, help="every Nth message is an OTP (default 10)")
     parser.add_argument("--dialect", choices=["official", "generic"], default="official")
     parser.add_argument(
-        "--fault", action="append", default=[], metavar="KIND=RATE",
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
         help=f"simulator fault rate, repeatable (default {DEFAULT_FAULTS}); kinds: {', '.join(FAULTS)}",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-faults", action="store_true")
     parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
     parser.add_argument("--timeout", type=float, help="give up after this many seconds (default: from the count)")
-    parser.add_argument("--bulk", type=int, default=0, metavar="N",
-                        help="the campaign as bulk requests of N numbers, a text each (default: none)")  # fmt: skip
+    parser.add_argument(
+        "--bulk",
+        type=int,
+        default=0,
+        metavar="N",
+        help="the campaign as bulk requests of N numbers, a text each (default: none)",
+    )
     args = parser.parse_args(argv)
     faults = {} if args.no_faults else dict(DEFAULT_FAULTS)
     for spec in args.fault:
@@ -399,9 +472,22 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--fault wants KIND=RATE with KIND one of {', '.join(FAULTS)}")
         faults[kind] = float(rate)
     print(f"Starting moto's server and the MiM simulator ({args.dialect}), faults {faults or 'none'} ...", flush=True)
-    result = soak(args.count, args.consumers, otp_every=args.otp_every, dialect=args.dialect, faults=faults,
-                  speed=args.speed, timeout=args.timeout, bulk=args.bulk)  # fmt: skip
+    result = soak(
+        args.count,
+        args.consumers,
+        otp_every=args.otp_every,
+        dialect=args.dialect,
+        faults=faults,
+        speed=args.speed,
+        timeout=args.timeout,
+        bulk=args.bulk,
+    )
     print_report(result)
+    if args.count >= DEFAULT_COUNT and not args.no_faults and not args.bulk:  # the documented soak only
+        OUT.mkdir(exist_ok=True)
+        written = OUT / ("soak.json" if args.dialect == "official" else f"soak-{args.dialect}.json")
+        written.write_text(json.dumps(figures(result, args.dialect), indent=2))
+        print(f"figures in {written.relative_to(OUT.parent)} (`make docs` puts them in docs/benchmarks.md)")
     return 0 if result.ok else 1
 
 

@@ -20,7 +20,7 @@ from devstack.motoserver import MotoServer, free_port
 from devstack.streams import StreamEventSource, filters_of, streams_client
 from devstack.template import create_table, load_template
 from mimsms_simulator import Account, MimSmsSimulator, ProviderState
-from smsgw.config import parse_rate_limits
+from smsgw.config import load_settings, parse_rate_limits
 
 REGION = "ap-southeast-1"
 ACCOUNT = "123456789012"
@@ -122,8 +122,11 @@ class LocalStack:
     def queue_depth(self, url: str) -> int:
         """Messages in a queue: visible, in flight, and delayed (those waiting for capacity)."""
         attributes = self.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
-        kinds = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                 "ApproximateNumberOfMessagesDelayed")  # fmt: skip
+        kinds = (
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
         return sum(int(attributes.get(kind, 0)) for kind in kinds)
 
     def queue_for(self, body: str) -> str:
@@ -169,8 +172,16 @@ def start(
     template = load_template()
     state = provider or ProviderState(delivery_delay=2.0)
     if LOCAL_USERNAME not in state.accounts:
-        state.add_account(Account(LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD, balance=1000.0,
-                                  sender_ids=set(LOCAL_SENDER_IDS), campaigns={LOCAL_CAMPAIGN}))  # fmt: skip
+        state.add_account(
+            Account(
+                LOCAL_USERNAME,
+                LOCAL_API_KEY,
+                LOCAL_PASSWORD,
+                balance=1000.0,
+                sender_ids=set(LOCAL_SENDER_IDS),
+                campaigns={LOCAL_CAMPAIGN},
+            )
+        )
     moto = MotoServer(moto_port or free_port()).start()
     simulator = MimSmsSimulator(port=simulator_port, state=state).start()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -193,8 +204,16 @@ def _create(
 ) -> LocalStack:
     resources = template["Resources"]
     refs: dict[str, Any] = {**_parameter_defaults(template), **parameters}  # as `sam deploy --parameter-overrides`
-    refs.update({"MimSmsApi": dialect, "MimSmsBaseUrl": sim.base_url, "AWS::StackName": STACK_NAME,
-                 "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws"})  # fmt: skip
+    refs.update(
+        {
+            "MimSmsApi": dialect,
+            "MimSmsBaseUrl": sim.base_url,
+            "AWS::StackName": STACK_NAME,
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::Partition": "aws",
+        }
+    )
 
     def client(service: str) -> Any:
         return boto3.client(service, endpoint_url=moto.endpoint, region_name=REGION)
@@ -222,8 +241,12 @@ def _create(
     table = refs["MessagesTable"]
     stream_arn = client("dynamodb").describe_table(TableName=table)["Table"]["LatestStreamArn"]
 
-    secret_values = {"username": LOCAL_USERNAME, "api_key": LOCAL_API_KEY, "password": LOCAL_PASSWORD,
-                     "sender_id": LOCAL_SENDER_ID}  # fmt: skip
+    secret_values = {
+        "username": LOCAL_USERNAME,
+        "api_key": LOCAL_API_KEY,
+        "password": LOCAL_PASSWORD,
+        "sender_id": LOCAL_SENDER_ID,
+    }
     secret = secrets.create_secret(Name=f"{STACK_NAME}/mimsms", SecretString=json.dumps(secret_values))
     refs["CredentialsSecret"] = secret["ARN"]
 
@@ -241,22 +264,27 @@ def _create(
     events.put_rule(Name="final-status", EventBusName=bus, EventPattern=json.dumps({"source": [source]}))
     events.put_targets(Rule="final-status", EventBusName=bus, Targets=[{"Id": "events", "Arn": events_arn}])
 
-    environment = {k: str(v) for k, v in resolve(template["Globals"]["Function"]["Environment"]["Variables"],
-                                                  refs).items()}  # fmt: skip
+    environment = {
+        k: str(v) for k, v in resolve(template["Globals"]["Function"]["Environment"]["Variables"], refs).items()
+    }
     # Compressed time for a demo: report look-ups and the maybe-sent grace period scale with the speed.
-    environment["REPORT_DELAY_SECONDS"] = str(float(environment.get("REPORT_DELAY_SECONDS", "60")) / speed)
-    environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(int(environment["MAYBE_SENT_GRACE_SECONDS"]) / speed)))
-    environment["MAX_DEFER_SECONDS"] = str(max(1, round(int(environment["MAX_DEFER_SECONDS"]) / speed)))
-    environment["BALANCE_CHECK_SECONDS"] = str(round(int(environment["BALANCE_CHECK_SECONDS"]) / speed))
+    declared = load_settings(environment)  # the declared defaults of what the template does not set
+    environment["REPORT_DELAY_SECONDS"] = str(declared.report_delay_seconds / speed)
+    environment["MAYBE_SENT_GRACE_SECONDS"] = str(max(1, round(declared.maybe_sent_grace_seconds / speed)))
+    environment["MAX_DEFER_SECONDS"] = str(max(1, round(declared.max_defer_seconds / speed)))
+    environment["BALANCE_CHECK_SECONDS"] = str(round(declared.balance_check_seconds / speed))
     # The local processes share one clock: the skew the limiter allows for is compressed like the windows.
-    environment["MAX_CLOCK_SKEW_SECONDS"] = str(float(environment.get("MAX_CLOCK_SKEW_SECONDS", "1")) / speed)
+    environment["MAX_CLOCK_SKEW_SECONDS"] = str(declared.max_clock_skew_seconds / speed)
     # MiM's limits in the same compressed time, on both sides: the simulator enforces what the limiter keeps.
-    limits = [(limit.count, max(1, round(limit.seconds / speed))) for limit in
-              parse_rate_limits(environment["MIMSMS_RATE_LIMITS"])]  # fmt: skip
+    limits = [
+        (limit.count, max(1, round(limit.seconds / speed)))
+        for limit in parse_rate_limits(environment["MIMSMS_RATE_LIMITS"])
+    ]
     environment["MIMSMS_RATE_LIMITS"] = ",".join(f"{count}/{seconds}" for count, seconds in limits)
     sim.state.rate_limits = tuple(limits)
-    environment.update({"AWS_ENDPOINT_URL": moto.endpoint, "AWS_DEFAULT_REGION": REGION,
-                        "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
+    environment.update(
+        {"AWS_ENDPOINT_URL": moto.endpoint, "AWS_DEFAULT_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true"}
+    )
 
     event_sources = []
     for send_event in mappings_of(template, "SendSmsFunction"):
@@ -277,12 +305,24 @@ def _create(
     schedule = resources["PollStatusFunction"]["Properties"]["Events"]["PollSchedule"]["Properties"]
     poll_interval = rate_seconds(str(resolve(schedule["ScheduleExpression"], refs))) / speed
 
-    outputs = {name: str(resolve(spec["Value"], {**refs, "SendSmsFunction": "send_sms",
-                                                  "PollStatusFunction": "poll_status", "CodeLayer": "local",
-                                                  "DependenciesLayer": "local",
-                                                  "StatusEventsFunction": "status_events", "Dashboard": "local",
-                                                  "AlertTopic": "local"}))
-               for name, spec in template.get("Outputs", {}).items()}  # fmt: skip
+    outputs = {
+        name: str(
+            resolve(
+                spec["Value"],
+                {
+                    **refs,
+                    "SendSmsFunction": "send_sms",
+                    "PollStatusFunction": "poll_status",
+                    "CodeLayer": "local",
+                    "DependenciesLayer": "local",
+                    "StatusEventsFunction": "status_events",
+                    "Dashboard": "local",
+                    "AlertTopic": "local",
+                },
+            )
+        )
+        for name, spec in template.get("Outputs", {}).items()
+    }
     return LocalStack(
         endpoint=moto.endpoint,
         region=REGION,

@@ -498,9 +498,19 @@ def _official_bulk(
         return _official("216", "Insufficient Balance", trxnId=trxn)
     message_id = f"{state.rng.randrange(10**17, 10**18)}"
     for (phone, text), count in zip(pairs, parts, strict=True):
-        sms = SentSms(message_id, "official", account.username, phone, text, str(sender), count,
-                      count * state.price_per_part, state.clock(), transaction_type=kind,
-                      campaign_id=campaign if campaign not in (None, "null") else None)  # fmt: skip
+        sms = SentSms(
+            message_id,
+            "official",
+            account.username,
+            phone,
+            text,
+            str(sender),
+            count,
+            count * state.price_per_part,
+            state.clock(),
+            transaction_type=kind,
+            campaign_id=campaign if campaign not in (None, "null") else None,
+        )
         state.accept(sms, key=f"{message_id}/{phone}")
     return _official("200", "SMS Send Successfuly", "Success", trxnId=message_id)
 
@@ -517,8 +527,9 @@ def official_one_to_many(state: ProviderState, body: Any, content_type: str) -> 
     numbers = [number.strip() for number in str(body.get("MobileNumber", "")).split(",") if number.strip()]
     if len(set(numbers)) != len(numbers):
         return _official("213", "Parameter Mismatch")
-    return _official_bulk(state, account, kind, [(n, body.get("Message")) for n in numbers], body.get("SenderName"),
-                          campaign)  # fmt: skip
+    return _official_bulk(
+        state, account, kind, [(n, body.get("Message")) for n in numbers], body.get("SenderName"), campaign
+    )
 
 
 def official_dsms(state: ProviderState, body: Any, content_type: str) -> Reply:

@@ -56,8 +56,11 @@ def test_one_text_to_many_numbers_is_a_record_per_number_each_sent_once(
     parent = configured.record("eid")
     assert parent is not None
     assert (parent["status"], parent["kind"], parent["children"], parent["children_invalid"]) == (
-        "sending", "bulk", 3, 2
-    )  # fmt: skip
+        "sending",
+        "bulk",
+        3,
+        2,
+    )
     assert parent["attempt_state"] == "done"
 
     drain_chunks(send_handler, configured)
@@ -105,11 +108,16 @@ def test_each_numbers_report_is_looked_up_by_its_number(
 def test_a_text_per_number_goes_as_dsms_in_the_official_dialect(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
-    body = json.dumps({"request_id": "bills", "messages": [
-        {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
-        {"phone": "01812345678", "message": "রহিম, আপনার বিল ৫৪০ টাকা"},
-        {"phone": "0171", "message": "nobody"},
-    ]})  # fmt: skip
+    body = json.dumps(
+        {
+            "request_id": "bills",
+            "messages": [
+                {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
+                {"phone": "01812345678", "message": "রহিম, আপনার বিল ৫৪০ টাকা"},
+                {"phone": "0171", "message": "nobody"},
+            ],
+        }
+    )
     assert invoke(send_handler, body) == []
     drain_chunks(send_handler, configured)
     (request,) = requests(simulator)
@@ -127,10 +135,15 @@ def test_a_text_per_number_goes_as_dsms_in_the_official_dialect(
 def test_a_text_per_number_goes_number_by_number_in_the_generic_dialect(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
-    body = json.dumps({"request_id": "bills", "messages": [
-        {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
-        {"phone": "01812345678", "message": "Karim, your bill is 120 BDT"},
-    ]})  # fmt: skip
+    body = json.dumps(
+        {
+            "request_id": "bills",
+            "messages": [
+                {"phone": "01712345678", "message": "Rahim, your bill is 540 BDT"},
+                {"phone": "01812345678", "message": "Karim, your bill is 120 BDT"},
+            ],
+        }
+    )
     assert invoke(send_handler, body) == []
     drain_chunks(send_handler, configured)
     assert sorted((r.body["phone"], r.body["message"]) for r in requests(simulator)) == [
@@ -142,9 +155,15 @@ def test_a_text_per_number_goes_number_by_number_in_the_generic_dialect(
 def test_a_number_twice_in_messages_is_an_invalid_request(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
-    body = json.dumps({"request_id": "twice", "messages": [
-        {"phone": "01712345678", "message": "one"}, {"phone": "+8801712345678", "message": "two"},
-    ]})  # fmt: skip
+    body = json.dumps(
+        {
+            "request_id": "twice",
+            "messages": [
+                {"phone": "01712345678", "message": "one"},
+                {"phone": "+8801712345678", "message": "two"},
+            ],
+        }
+    )
     assert invoke(send_handler, body) == []
     (record,) = configured.records()
     assert (record["request_id"], record["status"], record["error_code"]) == ("twice", "failed", "invalid_request")
@@ -156,7 +175,7 @@ def test_chunks_are_the_configured_size_and_each_one_call(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch, dialect: str
 ) -> None:
     monkeypatch.setenv("BULK_CHUNK_SIZE", "2")
-    runtime.reset()
+    runtime.configure()
     numbers = [f"0171234560{i}" for i in range(5)]
     assert invoke(send_handler, bulk("chunked", numbers)) == []
     assert len(configured.deferred()) == 0  # chunks wait for no one: published to be sent now
@@ -259,9 +278,9 @@ def test_a_chunk_granted_some_of_its_calls_sends_those_numbers_and_the_rest_wait
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "6/60")  # a call a number: a chunk of ten needs more than a window
-    runtime.reset()
     clock = Clock()
-    simulator.state.clock = runtime.sender()._clock = runtime.limiter()._clock = clock
+    runtime.configure(clock=clock)
+    simulator.state.clock = clock
     simulator.state.rate_limits = ((6, 60),)
     numbers = [f"01712345{n:03d}" for n in range(25)]
     assert invoke(send_handler, bulk("paced", numbers)) == []
@@ -284,7 +303,7 @@ def test_a_chunk_granted_some_of_its_calls_that_must_be_retried_leaves_its_numbe
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "6/60")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, bulk("blocked", [f"01712345{n:03d}" for n in range(10)])) == []
     simulator.state.allowed_ips = {"192.0.2.1"}  # MiM does not know this address: ours to fix, so SQS retries
     event = configured.sqs_event_from_queue()
@@ -340,8 +359,12 @@ def test_a_scheduled_bulk_request_past_its_valid_until_when_due_ends_failed_expi
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
     due = clock.now + 3600
-    body = bulk("stale", ["01712345678"], schedule_time=datetime.fromtimestamp(due, UTC).isoformat(),
-                valid_until=datetime.fromtimestamp(due + 60, UTC).isoformat())  # fmt: skip
+    body = bulk(
+        "stale",
+        ["01712345678"],
+        schedule_time=datetime.fromtimestamp(due, UTC).isoformat(),
+        valid_until=datetime.fromtimestamp(due + 60, UTC).isoformat(),
+    )
     assert invoke(send_handler, body) == []
     clock.now = due + 1
     assert poller.run(deadline=clock.now + 30).scheduled_published == 1
@@ -413,7 +436,7 @@ def test_a_cancel_midway_stops_the_numbers_not_gone_and_says_how_many_went(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BULK_CHUNK_SIZE", "1")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, bulk("half", ["01712345678", "01812345678"])) == []
     messages = configured.sqs.receive_message(
         QueueUrl=configured.send_queue_url, MaxNumberOfMessages=1, MessageAttributeNames=["All"]
@@ -445,9 +468,9 @@ def test_a_chunks_calls_in_series_are_counted_when_made_not_all_at_its_grant(
     then, the limiter would free them a window after the grant while MiM still counts the late ones: the
     next window's sends were refused. The official dialect sends the chunk as one request, one call."""
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "10/60")
-    runtime.reset()
     clock = Clock()
-    simulator.state.clock = runtime.sender()._clock = runtime.limiter()._clock = clock
+    runtime.configure(clock=clock)
+    simulator.state.clock = clock
     simulator.state.rate_limits = ((10, 60),)
     provider = runtime.provider()
     call = provider.send

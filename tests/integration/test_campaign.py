@@ -25,15 +25,17 @@ CHUNK = 100  # BULK_CHUNK_SIZE's default
 def campaign_bodies(schedule_time: str, size: int) -> list[str]:
     numbers = [f"01{3 + n // 10_000_000 % 7}{n:08d}" for n in range(size)]
     return [
-        json.dumps({
-            "request_id": f"eid-{part}",
-            "phones": numbers[part * PER_REQUEST : (part + 1) * PER_REQUEST],
-            "message": "Eid Mubarak! 20% off everything until Friday.",
-            "type": "transactional",
-            "schedule_time": schedule_time,
-        })
+        json.dumps(
+            {
+                "request_id": f"eid-{part}",
+                "phones": numbers[part * PER_REQUEST : (part + 1) * PER_REQUEST],
+                "message": "Eid Mubarak! 20% off everything until Friday.",
+                "type": "transactional",
+                "schedule_time": schedule_time,
+            }
+        )
         for part in range(size // PER_REQUEST)
-    ]  # fmt: skip
+    ]
 
 
 def deliver(handler: Any, stack: Stack, queue_url: str) -> None:
@@ -65,11 +67,9 @@ def sends(sim: MimSmsSimulator) -> list[Any]:
 def clock(configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch) -> Clock:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", MIM_LIMITS)  # the service knows the account's limits
     monkeypatch.setenv("BULK_BURST_SHARE", "0.1667")  # the template's: a campaign paces over the window
-    runtime.reset()
     fake = Clock()
+    runtime.configure(clock=fake)
     simulator.state.clock = fake
-    runtime.sender()._clock = fake
-    runtime.limiter()._clock = fake
     return fake
 
 

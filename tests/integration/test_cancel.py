@@ -109,9 +109,8 @@ def test_a_message_waiting_for_capacity_cancelled_takes_none_when_it_comes_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
-    runtime.reset()
     clock = Clock()
-    runtime.sender()._clock = clock
+    runtime.configure(clock=clock)
     assert invoke(send_handler, *(body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(5))) == []
     waiting = configured.deferred()
     assert sorted(c.body["request_id"] for c in waiting) == ["bulk-3", "bulk-4"]
@@ -121,7 +120,6 @@ def test_a_message_waiting_for_capacity_cancelled_takes_none_when_it_comes_back(
     assert status(configured, "bulk-4") == ("cancelled", "cancelled", "cancelled")  # created by the cancel
 
     configured.rate_window_passes()  # a fresh limiter: count what the returning batch asks of it
-    runtime.sender()._clock = clock
     clock.now = max(c.turn or 0 for c in waiting) + 1  # both turns have come
     limiter = runtime.limiter()
     acquire = limiter.acquire

@@ -48,8 +48,15 @@ def limiter(
 ) -> RateLimiter:
     """A limiter on the test table. Bulk may burst a whole window unless a test asks for the pacing."""
     client = boto3.client("dynamodb", region_name=REGION)
-    return RateLimiter(client, table, parse_rate_limits(limits), otp_share=otp_share, bulk_burst=bulk_burst,
-                       balance_every=balance_every, clock=clock)  # fmt: skip
+    return RateLimiter(
+        client,
+        table,
+        parse_rate_limits(limits),
+        otp_share=otp_share,
+        bulk_burst=bulk_burst,
+        balance_every=balance_every,
+        clock=clock,
+    )
 
 
 def most_in_any_window(grants: list[tuple[float, int]], seconds: float) -> int:

@@ -37,6 +37,7 @@ class TickingClock:
 def clock(simulator: MimSmsSimulator) -> Clock:
     fake = Clock()
     simulator.state.clock = fake
+    runtime.configure(clock=fake)  # the send path and the poller on the test's clock
     return fake
 
 
@@ -162,7 +163,7 @@ def test_the_tracking_window_ends_in_unknown(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TRACKING_WINDOW_HOURS", "1")
-    runtime.reset()
+    runtime.configure()
     poller = make_poller(clock)
     simulator.state.script_delivery("8801712345678", [(0, "Absent subscriber")])
     send(send_handler, body("r-1"))
@@ -230,8 +231,9 @@ def test_a_redelivery_inside_the_lease_of_a_crashed_attempt_still_ends_unknown(
     store = runtime.store()
     request = parse_request(body("r-1"), default_request_id="x")
     lease_until = time.time() + 60
-    claim = store.claim(request, now=time.time(), lease_until=lease_until, resolve_at=lease_until + 900,
-                        sqs_message_id="m-0")  # fmt: skip
+    claim = store.claim(
+        request, now=time.time(), lease_until=lease_until, resolve_at=lease_until + 900, sqs_message_id="m-0"
+    )
     assert claim.token is not None
     assert send(send_handler, body("r-1")) == []  # a copy inside the lease: a duplicate, acknowledged
     record = configured.record("r-1")
@@ -254,10 +256,14 @@ def test_a_redelivery_inside_the_lease_of_a_crashed_attempt_still_ends_unknown(
 
 
 def test_a_fault_of_ours_after_the_claim_is_resolved_never_left_in_flight(
-    send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock,
+    send_handler: Any,
+    configured: Stack,
+    simulator: MimSmsSimulator,
+    poller: Poller,
+    clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
-    provider = runtime.sender()._provider
+) -> None:
+    provider = runtime.provider()
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OverflowError("a bug of ours, after the claim")
@@ -301,7 +307,7 @@ def test_a_message_dearer_than_the_balance_above_the_floor_does_not_flap_the_gat
     from smsgw.observability import metrics
 
     monkeypatch.setenv("BALANCE_FLOOR_BDT", "1")
-    runtime.reset()
+    runtime.configure()
     poller = make_poller(clock)
     account = simulator.state.accounts[USERNAME]
     account.balance = 2.0  # above the floor, below a 10-part message (5 BDT)
@@ -335,7 +341,6 @@ def test_a_message_dearer_than_the_balance_above_the_floor_does_not_flap_the_gat
 def test_a_message_scheduled_days_ahead_is_held_by_the_service_and_sent_once_when_due(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
-    runtime.sender()._clock = clock  # the send path on the test's clock too
     due = clock.now + 3 * 86400  # three days ahead: past SQS's 15-minute delay, held in the work index
     when = datetime.fromtimestamp(due, UTC).isoformat()
     scheduled = body("sch-1", schedule_time=when)
@@ -370,7 +375,6 @@ def test_a_message_scheduled_days_ahead_is_held_by_the_service_and_sent_once_whe
 def test_a_scheduled_message_published_again_early_waits_in_its_queue_not_dropped(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock
 ) -> None:
-    runtime.sender()._clock = clock
     due = clock.now + 3600
     scheduled = body("sch-2", schedule_time=datetime.fromtimestamp(due, UTC).isoformat())
     assert send(send_handler, scheduled) == []
@@ -388,7 +392,6 @@ def test_a_copy_of_a_scheduled_message_never_changes_the_originals_fate(
 ) -> None:
     """Copies published before their time wait in the queue, jittered like any wait; one that would come
     back past its short valid_until must not fail the original, which the service holds for its time."""
-    runtime.sender()._clock = clock
     due = clock.now + 3600
     at, until = (datetime.fromtimestamp(t, UTC).isoformat() for t in (due, due + 2))
     bodies = [body(f"short-{n}", phone=f"0171234{n:04d}", schedule_time=at, valid_until=until) for n in range(20)]
@@ -436,10 +439,12 @@ def test_the_balance_gate_holds_messages_without_losing_any(
     queued = configured.queued_bodies()
     # The same requests, with their deadline written in (publishing again must not restart their maximum age).
     assert sorted(json.loads(q)["request_id"] for q in queued) == [f"r-{i}" for i in range(5)]
-    assert all({**json.loads(q), "valid_until": None} == {**json.loads(b), "valid_until": None}
-               for q, b in zip(sorted(queued), sorted(bodies), strict=True))  # fmt: skip
+    assert all(
+        {**json.loads(q), "valid_until": None} == {**json.loads(b), "valid_until": None}
+        for q, b in zip(sorted(queued), sorted(bodies), strict=True)
+    )
 
-    runtime.gate()._override = None  # the send function's cached view of the gate expires
+    runtime.gate().forget()  # the send function's cached view of the gate expires
     assert send(send_handler, *queued) == []
     assert sorted(r["status"] for r in configured.records()) == ["sent"] * 5
     assert [r["attempts"] for r in configured.records()] == [1] * 5  # parking was not an attempt
@@ -463,7 +468,7 @@ def test_a_held_message_without_a_request_id_keeps_its_identity_and_is_sent_once
     (republished,) = configured.queued_bodies()
     assert json.loads(republished)["request_id"] == sqs_id  # the same request, not a new SQS message id
     # Published twice (a crash between the publish and the record's update, an SDK retry): sent once.
-    runtime.gate()._override = None
+    runtime.gate().forget()
     assert send(send_handler, republished) == []
     assert send(send_handler, republished) == []
     assert len(simulator.state.sent) == 1
@@ -486,7 +491,7 @@ def test_an_insufficient_balance_answer_closes_the_gate(
     simulator.state.accounts[USERNAME].balance = 50.0
     clock.advance(10)
     poller.run(deadline=clock.now + 30)
-    runtime.gate()._override = None
+    runtime.gate().forget()
     assert send(send_handler, *configured.queued_bodies()) == []
     assert sorted(r["status"] for r in configured.records()) == ["sent"] * 3
 
@@ -540,7 +545,7 @@ def test_reports_take_only_the_capacity_sending_leaves(
     configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "20/60")
-    runtime.reset()
+    runtime.configure()
     simulator.state.accounts[USERNAME].balance = 1e6
     seed_sent(40, clock)
     sender_side = runtime.make_limiter(clock)
@@ -570,11 +575,26 @@ def test_reads_grow_with_pending_messages_not_with_history(
 
     serializer = TypeSerializer()
     for start in range(0, 3000, 25):  # three thousand final records of history
-        configured.dynamodb.batch_write_item(RequestItems={configured.table: [
-            {"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in {
-                "request_id": f"old-{n}", "status": "delivered", "phone": "8801712345678", "parts": 1,
-            }.items()}}} for n in range(start, start + 25)
-        ]})  # fmt: skip
+        configured.dynamodb.batch_write_item(
+            RequestItems={
+                configured.table: [
+                    {
+                        "PutRequest": {
+                            "Item": {
+                                k: serializer.serialize(v)
+                                for k, v in {
+                                    "request_id": f"old-{n}",
+                                    "status": "delivered",
+                                    "phone": "8801712345678",
+                                    "parts": 1,
+                                }.items()
+                            }
+                        }
+                    }
+                    for n in range(start, start + 25)
+                ]
+            }
+        )
     seed_sent(5, clock)
     read: list[int] = []
     runtime.client("dynamodb").meta.events.register(
@@ -618,7 +638,7 @@ def test_failing_report_look_ups_start_the_cool_down_sending_shares(
 ) -> None:
     monkeypatch.setenv("OUTAGE_FAILURES", "3")
     monkeypatch.setenv("POLL_CONCURRENCY", "1")
-    runtime.reset()
+    runtime.configure()
     seed_sent(3, clock)
     simulator.state.faults.push("http_503", "http_503", "http_503", "http_503")  # the balance check, then 3 look-ups
     make_poller(clock).run(deadline=clock.now + 30)
@@ -633,7 +653,7 @@ def test_look_ups_the_provider_answers_with_an_error_are_no_outage_sign(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OUTAGE_FAILURES", "3")
-    runtime.reset()
+    runtime.configure()
     seed_sent(4, clock)
     simulator.state.sent.clear()  # the provider no longer knows these ids: it says so, it is not down
     make_poller(clock).run(deadline=clock.now + 30)
@@ -661,7 +681,7 @@ def test_a_run_reads_only_the_records_it_looks_up(
     configured: Stack, simulator: MimSmsSimulator, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "9/60")
-    runtime.reset()
+    runtime.configure()
     seed_sent(25, clock)
     read: list[int] = []
     runtime.client("dynamodb").meta.events.register(
@@ -688,7 +708,7 @@ def test_the_tracking_policy_decides_which_messages_get_reports(
 ) -> None:
     monkeypatch.setenv("TRACKING_POLICY", policy)
 
-    runtime.reset()
+    runtime.configure()
     send(send_handler, body("otp-1", priority="high"), body("promo-1", phone="01812345678"))
     records = {r["request_id"]: r for r in configured.records()}
     assert {rid for rid, r in records.items() if r.get("poll_work") == "report"} == tracked
@@ -712,9 +732,9 @@ def test_a_gate_that_cannot_be_written_still_holds_the_message(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("BALANCE_GATE_PARAMETER", "/aws/reserved/balance-gate")  # SSM refuses to write here
-    runtime.reset()
+    runtime.configure()
 
-    runtime.reset()
+    runtime.configure()
     simulator.state.accounts[USERNAME].balance = 0.2
     assert send(send_handler, body("r-1")) == []
     record = configured.record("r-1")
@@ -730,7 +750,7 @@ def test_a_run_goes_on_when_the_credentials_cannot_be_reread(
     configured: Stack, simulator: MimSmsSimulator, poller: Poller, clock: Clock
 ) -> None:
     configured.put_credentials(api_key="stale-key")
-    poller._credentials.get()  # cached: the stale key
+    runtime.credentials().get()  # cached: the stale key
     configured.secrets.delete_secret(SecretId=configured.secret_id, ForceDeleteWithoutRecovery=True)
     summary = poller.run(deadline=clock.now + 30)  # balance refused, re-read fails: no crash
     assert summary.balance is None

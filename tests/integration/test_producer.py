@@ -109,8 +109,18 @@ def test_a_cancel_goes_ahead_of_the_campaign_it_cancels(queue: str, capsys: pyte
 
 
 def test_a_bulk_request_from_the_console_script_and_python(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--queue-url", queue, "--region", REGION, "--phones", "01712345678, 01812345678", "--message", "Eid sale",
-            "--request-id", "eid"]  # fmt: skip
+    args = [
+        "--queue-url",
+        queue,
+        "--region",
+        REGION,
+        "--phones",
+        "01712345678, 01812345678",
+        "--message",
+        "Eid sale",
+        "--request-id",
+        "eid",
+    ]
     assert main(args) == 0
     assert received(queue) == [{"message": "Eid sale", "phones": ["01712345678", "01812345678"], "request_id": "eid"}]
     assert main(["--check-only", "--phones", "01712345678,0171", "--message", "hi"]) == 0
@@ -123,13 +133,34 @@ def test_a_bulk_request_from_the_console_script_and_python(queue: str, capsys: p
 
 
 def test_the_console_script(queue: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--queue-url", queue, "--region", REGION, "--phone", "01712345678", "--message", "Hello",
-                 "--request-id", "cli-1", "--priority", "high", "--metadata", "order=A-1"])  # fmt: skip
+    code = main(
+        [
+            "--queue-url",
+            queue,
+            "--region",
+            REGION,
+            "--phone",
+            "01712345678",
+            "--message",
+            "Hello",
+            "--request-id",
+            "cli-1",
+            "--priority",
+            "high",
+            "--metadata",
+            "order=A-1",
+        ]
+    )
     assert code == 0
     assert received(queue) == [
-        {"phone": "01712345678", "message": "Hello", "request_id": "cli-1", "priority": "high",
-         "metadata": {"order": "A-1"}}
-    ]  # fmt: skip
+        {
+            "phone": "01712345678",
+            "message": "Hello",
+            "request_id": "cli-1",
+            "priority": "high",
+            "metadata": {"order": "A-1"},
+        }
+    ]
     assert main(["--queue-url", queue, "--region", REGION, "--phone", "0171", "--message", "Hello"]) == 2
     assert "invalid_phone" in capsys.readouterr().err
     assert main(["--queue-url", queue, "--check-only", "--json", '{"phone":"01712345678","message":"ok"}']) == 0

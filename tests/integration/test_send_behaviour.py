@@ -59,7 +59,7 @@ def test_not_sent_every_time_ends_failed_with_a_clear_code(
 ) -> None:
     monkeypatch.setenv("MAX_SEND_ATTEMPTS", "3")
     monkeypatch.setenv("OUTAGE_FAILURES", "100")  # this test is about one message, not an outage
-    runtime.reset()
+    runtime.configure()
     delays = []
     event = sqs_event(body("r-1"))
     for _ in range(3):
@@ -87,7 +87,7 @@ def test_an_outage_pauses_every_caller_instead_of_spending_retries(
     log_output: Any,
 ) -> None:
     monkeypatch.setenv("OUTAGE_FAILURES", "3")
-    runtime.reset()
+    runtime.configure()
     simulator.state.faults.push("http_503", "http_503", "http_503")
     bodies = [body(f"r-{i}", phone=f"0171234560{i}") for i in range(3)]
     assert invoke(send_handler, *bodies) == []
@@ -142,7 +142,7 @@ def test_connection_refused_is_not_sent_and_waits(
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("MIMSMS_BASE_URL", f"http://127.0.0.1:{port}")
-    runtime.reset()
+    runtime.configure()
 
     assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
@@ -159,12 +159,11 @@ def test_an_abandoned_claim_is_resolved_as_maybe_sent(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
     # An earlier invocation claimed the message and died (timeout) before recording anything.
-    sender = runtime.sender()
     from smsgw.message import parse_request
 
     request = parse_request(body("r-1"), default_request_id="x")
     past = time.time() - 600
-    sender._store.claim(request, now=past, lease_until=past + 60, resolve_at=past + 960, sqs_message_id="m-0")
+    runtime.store().claim(request, now=past, lease_until=past + 60, resolve_at=past + 960, sqs_message_id="m-0")
 
     assert invoke(send_handler, body("r-1")) == []
 
@@ -241,7 +240,7 @@ def test_without_capacity_messages_wait_outside_the_function_otps_first(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
-    runtime.reset()
+    runtime.configure()
     bulk = [body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(4)]
     otp = body("otp-1", phone="01812345678", priority="high")
     no_id = json.dumps({"phone": "01912345678", "message": "no request_id given"})
@@ -250,12 +249,17 @@ def test_without_capacity_messages_wait_outside_the_function_otps_first(
 
     # 4 calls a minute, one kept for the balance check: the OTP and two campaign messages go now.
     assert sorted(sms.phone for sms in simulator.state.sent.values()) == [
-        "8801712345600", "8801712345601", "8801812345678"
-    ]  # fmt: skip
+        "8801712345600",
+        "8801712345601",
+        "8801812345678",
+    ]
     waiting = configured.deferred()
+    # the one without a request_id keeps its SQS message id as its identity
     assert sorted(c.body.get("request_id") for c in waiting) == [
-        "00000000-0000-4000-8000-000000000006", "bulk-2", "bulk-3"
-    ]  # fmt: skip  # the one without a request_id keeps its SQS message id as its identity
+        "00000000-0000-4000-8000-000000000006",
+        "bulk-2",
+        "bulk-3",
+    ]
     assert all(c.deferrals == 1 and 1 <= c.delay <= 900 for c in waiting)
     # Waiting is not an attempt: no record was claimed for them, no receive was spent.
     assert configured.record("bulk-2") is None
@@ -265,7 +269,7 @@ def test_a_backlog_comes_back_at_turns_spread_at_the_pace_capacity_frees(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "4/60")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, *(body(f"bulk-{i}", phone=f"0171234560{i}") for i in range(8))) == []
 
     waiting = sorted(configured.deferred(), key=lambda c: c.turn or 0)
@@ -319,7 +323,7 @@ def test_a_message_older_than_the_maximum_age_is_never_sent(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAX_MESSAGE_AGE_SECONDS", "3600")
-    runtime.reset()
+    runtime.configure()
     event = sqs_event(body("old-1"), body("new-1", phone="01812345678"))
     event["Records"][0]["attributes"]["SentTimestamp"] = str(int((time.time() - 3601) * 1000))
     assert send_handler(event, FakeContext())["batchItemFailures"] == []
@@ -331,7 +335,7 @@ def test_a_waiting_copy_keeps_its_deadline_and_expires_rather_than_come_back_lat
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "2/3600")  # one send an hour after the balance call
-    runtime.reset()
+    runtime.configure()
     soon = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 600))
     later = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() + 86400))
     first, urgent, patient = body("a-1"), body("a-2", valid_until=soon), body("a-3", valid_until=later)
@@ -368,7 +372,7 @@ def test_the_send_again_with_a_rotated_key_takes_capacity_first(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MIMSMS_RATE_LIMITS", "14/60,1000/3600")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, body("r-0")) == []  # caches the current credentials
     simulator.state.accounts[USERNAME].api_key = "rotated-key-0a1b2c3d4e5f"
     configured.put_credentials(api_key="rotated-key-0a1b2c3d4e5f")
@@ -405,7 +409,7 @@ def test_placeholder_credentials_keep_messages_waiting(
     assert configured.record("r-1") is None
     assert sends(simulator) == 0
     configured.put_credentials()  # the operator puts the real credentials in
-    runtime.reset()  # (the cached copy expires)
+    runtime.configure()  # (the cached copy expires)
     assert invoke(send_handler, body("r-1")) == []
     record = configured.record("r-1")
     assert record is not None
@@ -417,7 +421,7 @@ def test_a_settled_message_is_a_duplicate_even_while_credentials_are_broken(
 ) -> None:
     assert invoke(send_handler, body("r-1")) == []
     configured.put_credentials(username="REPLACE_ME", api_key="REPLACE_ME")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, body("r-1")) == []  # acknowledged, not sent to the DLQ
 
 
@@ -481,7 +485,7 @@ def test_logs_hold_no_secrets_numbers_or_text(
         "not json",
     )
     configured.put_credentials(api_key="wrong-key-for-this-test")
-    runtime.reset()
+    runtime.configure()
     invoke(send_handler, body("r-4", phone="01912345678"), start=5)
 
     logs = log_output()
@@ -502,10 +506,10 @@ def test_the_sender_id_is_the_messages_else_the_secrets_else_the_stacks_default(
     assert configured.record("r-1") is None
 
     monkeypatch.setenv("DEFAULT_SENDER_ID", "ShopBD")  # the template's SenderId parameter
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, body("r-1"), body("r-2", phone="01812345678", sender_id="OwnBrand"), start=3) == []
     configured.put_credentials(sender_id="SecretBrand")
-    runtime.reset()
+    runtime.configure()
     assert invoke(send_handler, body("r-3", phone="01912345678"), start=5) == []
     senders = {r.body.get("sender_id") or r.body.get("SenderName") for r in simulator.state.received}
     assert senders == {"ShopBD", "OwnBrand", "SecretBrand"}
@@ -516,9 +520,11 @@ def test_smart_encoding_sends_english_text_as_gsm7_and_records_what_was_sent(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator, monkeypatch: pytest.MonkeyPatch, smart: str
 ) -> None:
     monkeypatch.setenv("SMART_ENCODING", smart)
-    runtime.reset()
-    text = ("Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
-            "when it is out for delivery \u2014 thank you\u2026")  # fmt: skip
+    runtime.configure()
+    text = (
+        "Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
+        "when it is out for delivery \u2014 thank you\u2026"
+    )
     bangla = "\u0986\u09aa\u09a8\u09be\u09b0 \u201c\u0995\u09cb\u09a1\u201d \u09ea\u09e9\u09e8\u09e7"
     assert invoke(send_handler, body("en-1", message=text), body("bn-1", phone="01812345678", message=bangla)) == []
     sent = {sms.phone: sms for sms in simulator.state.sent.values()}

@@ -15,8 +15,9 @@ from smsgw.status import main, status_of
 def test_the_record_as_the_contract_shows_it_with_the_phone_masked(
     send_handler: Any, configured: Stack, simulator: MimSmsSimulator
 ) -> None:
-    body = json.dumps({"phone": "01712345678", "message": "Your code is 4321", "request_id": "st-1",
-                       "metadata": {"order": "A-1"}})  # fmt: skip
+    body = json.dumps(
+        {"phone": "01712345678", "message": "Your code is 4321", "request_id": "st-1", "metadata": {"order": "A-1"}}
+    )
     assert send_handler(sqs_event(body), FakeContext())["batchItemFailures"] == []
     found = status_of("st-1", table=configured.table)
     assert found is not None

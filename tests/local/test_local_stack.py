@@ -38,8 +38,12 @@ def test_make_run_ends_with_every_message_where_it_should_be(dialect: str) -> No
         "10 messages, 6 SMS accepted by the provider, 0 sent twice, 0 refused for the rate limit, 9 status events"
         in out
     )
-    for label, status in [("OTP, Bangla", "delivered"), ("invalid number", "invalid_phone"),
-                          ("not JSON", "invalid_request"), ("barred subscriber", "barred_subscriber")]:  # fmt: skip
+    for label, status in [
+        ("OTP, Bangla", "delivered"),
+        ("invalid number", "invalid_phone"),
+        ("not JSON", "invalid_request"),
+        ("barred subscriber", "barred_subscriber"),
+    ]:
         (line,) = [row for row in out.splitlines() if row.startswith(label)]
         assert status in line
         assert line.endswith("yes")
@@ -102,23 +106,33 @@ def test_a_kept_up_stack_sends_what_another_program_publishes(tmp_path: Path) ->
     log = (tmp_path / "stack.log").open("w")
     process = subprocess.Popen(  # noqa: S603
         [sys.executable, "-m", "devstack.run", "--count", "8", "--keep-running", "--moto-port", str(port)],
-        cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=ENV,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         _wait_for(lambda: "Local stack is up" in (tmp_path / "stack.log").read_text(), 90, "the stack")
         endpoint = f"http://127.0.0.1:{port}"
-        session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
-                                        region_name=local.REGION)  # fmt: skip
+        session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=local.REGION
+        )
         sqs = session.client("sqs", endpoint_url=endpoint)
         queue = sqs.get_queue_url(QueueName=f"{local.STACK_NAME}-SendQueue")["QueueUrl"]
         assert queue in (tmp_path / "stack.log").read_text()
-        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
-            {"phone": "01712345999", "message": "From another program", "request_id": "outside-1"}))  # fmt: skip
+        sqs.send_message(
+            QueueUrl=queue,
+            MessageBody=json.dumps(
+                {"phone": "01712345999", "message": "From another program", "request_id": "outside-1"}
+            ),
+        )
         dynamodb = session.client("dynamodb", endpoint_url=endpoint)
 
         def delivered() -> bool:
-            item = dynamodb.get_item(TableName=f"{local.STACK_NAME}-MessagesTable",
-                                     Key={"request_id": {"S": "outside-1"}}).get("Item")  # fmt: skip
+            item = dynamodb.get_item(
+                TableName=f"{local.STACK_NAME}-MessagesTable", Key={"request_id": {"S": "outside-1"}}
+            ).get("Item")
             return bool(item) and item["status"]["S"] == "delivered"
 
         _wait_for(delivered, 30, "the published message to be delivered")
@@ -174,8 +188,9 @@ def test_make_soak_holds_the_limits_with_several_consumer_processes() -> None:
 
 
 def test_make_soak_sends_a_bulk_campaign_number_by_number_in_the_generic_dialect() -> None:
-    result = run_module("devstack.soak", "--count", "150", "--consumers", "3", "--bulk", "50", "--dialect", "generic",
-                        timeout=400)  # fmt: skip
+    result = run_module(
+        "devstack.soak", "--count", "150", "--consumers", "3", "--bulk", "50", "--dialect", "generic", timeout=400
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "Published 150 messages in 18 requests" in out  # 135 numbers in 3 bulk requests, 15 OTPs
@@ -192,8 +207,13 @@ def test_make_stack_ends_cleanly_on_ctrl_c() -> None:
     moto_port = free_port()
     process = subprocess.Popen(  # noqa: S603 - as `make stack` runs it, in a process group of its own
         [sys.executable, "-m", "devstack.run", "--keep-running", "--count", "4", "--moto-port", str(moto_port)],
-        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     assert process.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 120

@@ -29,8 +29,11 @@ def test_the_wheel_ships_the_package_and_its_scripts_not_the_local_tooling(tmp_p
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(f"{dist_info}/METADATA").decode()
         scripts = archive.read(f"{dist_info}/entry_points.txt").decode()
-    requires = {line.split(":", 1)[1].strip().split(">")[0] for line in metadata.splitlines()
-                if line.startswith("Requires-Dist:") and "extra ==" not in line}  # fmt: skip
+    requires = {
+        line.split(":", 1)[1].strip().split(">")[0]
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist:") and "extra ==" not in line
+    }
     assert requires == {"boto3", "jsonschema"}  # what sms-publish and sms-redrive import
     assert "sms-publish = smsgw.producer:main" in scripts
     assert "sms-redrive = smsgw.redrive:main" in scripts

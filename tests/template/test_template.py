@@ -10,7 +10,6 @@ import pytest
 from conftest import ROOT
 
 CONTRACT_VARIABLES = ["MESSAGES_TABLE", "MIMSMS_SECRET_ID", "MIMSMS_API", "MIMSMS_BASE_URL", "MIMSMS_RATE_LIMITS"]
-PACKAGE_VARIABLES = re.compile(r'"([A-Z][A-Z0-9_]{3,})"')
 
 
 def functions(template: dict[str, Any]) -> dict[str, Any]:
@@ -33,8 +32,10 @@ def test_every_contract_variable_is_set(template: dict[str, Any]) -> None:
 
 
 def test_every_variable_the_package_reads_is_in_the_template(template: dict[str, Any]) -> None:
-    source = (ROOT / "layers/sms_common/smsgw/config.py").read_text()
-    read = set(PACKAGE_VARIABLES.findall(source)) - {"DEFAULT_RATE_LIMITS"}
+    from smsgw.config import declared
+
+    # Settings reads exactly its declared variables (smsgw.config.read takes each declaration's name).
+    read = {declaration.variable for declaration in declared().values()}
     variables = set(template["Globals"]["Function"]["Environment"]["Variables"])
     assert read <= variables, read - variables
 
@@ -86,8 +87,11 @@ def test_only_the_functions_that_call_mim_read_the_credentials_secret(template: 
 
 
 def test_only_the_stream_function_puts_status_events(template: dict[str, Any]) -> None:
-    putters = [name for name, function in functions(template).items()
-               if any("EventBridgePutEventsPolicy" in p for p in function["Properties"]["Policies"])]  # fmt: skip
+    putters = [
+        name
+        for name, function in functions(template).items()
+        if any("EventBridgePutEventsPolicy" in p for p in function["Properties"]["Policies"])
+    ]
     assert putters == ["StatusEventsFunction"]
     stream = template["Resources"]["MessagesTable"]["Properties"]["StreamSpecification"]
     assert stream == {"StreamViewType": "NEW_AND_OLD_IMAGES"}  # the filter compares the old status with the new
@@ -200,11 +204,17 @@ def test_every_function_queue_and_the_poller_is_watched(template: dict[str, Any]
                 watched.add((metric["MetricName"], metric["Dimensions"][0]["Value"]["Ref"]))
     for function in functions(template):
         assert {("Errors", function), ("Throttles", function)} <= watched, function
-    ages = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()
-            if a.get("MetricName") == "ApproximateAgeOfOldestMessage"}  # fmt: skip
+    ages = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a.get("MetricName") == "ApproximateAgeOfOldestMessage"
+    }
     assert ages == {"SendQueue", "PrioritySendQueue"}
-    dead_letters = {a["Dimensions"][0]["Value"]["Fn::GetAtt"][0] for a in alarms.values()
-                    if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"}  # fmt: skip
+    dead_letters = {
+        a["Dimensions"][0]["Value"]["Fn::GetAtt"][0]
+        for a in alarms.values()
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    }
     # the SQS dead-letter queue, the scheduler's (SAM names it after the schedule), the events' failure queue
     assert dead_letters == {"SendDeadLetterQueue", "PollStatusFunctionPollScheduleQueue", "StatusEventsFailureQueue"}
     missing = alarms["BalanceMissingAlarm"]
@@ -228,7 +238,7 @@ def test_the_dashboard_shows_the_service_and_its_url_is_an_output(template: dict
         "Errors",
         "Duration",
     ):
-        assert metric in shown, metric  # fmt: skip
+        assert metric in shown, metric
     for function in functions(template):
         assert "${" + function + "}" in body
     assert names["Service"] == {"Fn::Sub": "sms-gateway-${Stage}"}
@@ -266,7 +276,9 @@ def test_queue_event_reports_partial_failures(template: dict[str, Any]) -> None:
     assert event["Type"] == "AWS::Lambda::EventSourceMapping"
     props = event["Properties"]
     assert (props["FunctionName"], props["EventSourceArn"]) == (
-        {"Ref": "SendSmsFunction"}, {"Fn::GetAtt": ["SendQueue", "Arn"]})  # fmt: skip
+        {"Ref": "SendSmsFunction"},
+        {"Fn::GetAtt": ["SendQueue", "Arn"]},
+    )
     assert props["BatchSize"] == 10
     assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["MaximumBatchingWindowInSeconds"] >= 1

@@ -24,8 +24,10 @@ class NoManagedPolicies:
 print(json.dumps(transform(yaml_parse(text), {}, NoManagedPolicies())))
 """
 # Properties that name a thing this stack creates: a literal value would be the same in every stack.
-NAMING = re.compile(r"^(Name|FunctionName|LayerName|LogGroupName|DashboardName|RoleName|QueueName|TableName|"
-                    r"TopicName|AlarmName|ScheduleGroupName|AliasName|StateMachineName|RuleName)$")  # fmt: skip
+NAMING = re.compile(
+    r"^(Name|FunctionName|LayerName|LogGroupName|DashboardName|RoleName|QueueName|TableName|"
+    r"TopicName|AlarmName|ScheduleGroupName|AliasName|StateMachineName|RuleName)$"
+)
 
 
 @pytest.fixture(scope="module")

@@ -148,7 +148,11 @@ def test_null_means_absent_for_every_optional_field() -> None:
     nulls = dict.fromkeys(optional)
     request = parse_request(body(**nulls), default_request_id="sqs-1")
     assert (request.request_id, request.priority, request.type, request.metadata) == (
-        "sqs-1", "normal", "transactional", {})  # fmt: skip
+        "sqs-1",
+        "normal",
+        "transactional",
+        {},
+    )
 
 
 def test_line_breaks_are_text_not_control_characters() -> None:
@@ -162,8 +166,9 @@ def test_bangla_digits_in_the_phone_are_understood() -> None:
 def test_error_messages_are_bounded_and_escaped_whatever_the_body_holds() -> None:
     huge = "f" * 200_000
     with pytest.raises(InvalidRequest) as caught:
-        parse_request(json.dumps({"phone": "01712345678", "message": "hi", huge: 1})[:60_000] + "}",
-                      default_request_id="x")  # fmt: skip
+        parse_request(
+            json.dumps({"phone": "01712345678", "message": "hi", huge: 1})[:60_000] + "}", default_request_id="x"
+        )
     assert len(caught.value.message) <= 300
     names = {f"x{n}\x00\u202e": "v" for n in range(20)}
     with pytest.raises(InvalidRequest) as caught:
@@ -190,7 +195,7 @@ def test_any_body_raises_invalid_request_and_nothing_else() -> None:
         "{" * 10 + "}" * 10,
     ):
         with pytest.raises(InvalidRequest):
-            parse_request(raw, default_request_id="x")  # fmt: skip
+            parse_request(raw, default_request_id="x")
 
 
 def test_a_body_too_large_or_with_a_repeated_field_keeps_the_producers_request_id() -> None:
@@ -198,12 +203,16 @@ def test_a_body_too_large_or_with_a_repeated_field_keeps_the_producers_request_i
         parse_request(body(request_id="big-1", metadata={"k": "v" * 270_000}), default_request_id="sqs-1")
     assert caught.value.request_id == "big-1"
     with pytest.raises(InvalidRequest) as caught:
-        parse_request('{"request_id": "r-2", "phone": "01712345678", "phone": "01812345678", "message": "hi"}',
-                      default_request_id="sqs-1")  # fmt: skip
+        parse_request(
+            '{"request_id": "r-2", "phone": "01712345678", "phone": "01812345678", "message": "hi"}',
+            default_request_id="sqs-1",
+        )
     assert caught.value.request_id == "r-2"
     with pytest.raises(InvalidRequest) as caught:  # which one? neither: the SQS message id keys the record
-        parse_request('{"request_id": "r-3", "request_id": "r-4", "phone": "01712345678", "message": "hi"}',
-                      default_request_id="sqs-1")  # fmt: skip
+        parse_request(
+            '{"request_id": "r-3", "request_id": "r-4", "phone": "01712345678", "message": "hi"}',
+            default_request_id="sqs-1",
+        )
     assert caught.value.request_id is None
 
 
@@ -241,8 +250,10 @@ def test_a_schedule_is_checked_against_the_horizon_and_valid_until() -> None:
     with pytest.raises(InvalidRequest, match=f"more than {MAX_SCHEDULE_DAYS} days ahead"):
         parse_request(body(schedule_time=too_far.isoformat()), default_request_id="x")
     with pytest.raises(InvalidRequest, match="valid_until is before schedule_time"):
-        parse_request(body(schedule_time=soon.isoformat(), valid_until=(soon - timedelta(hours=1)).isoformat()),
-                      default_request_id="x")  # fmt: skip
+        parse_request(
+            body(schedule_time=soon.isoformat(), valid_until=(soon - timedelta(hours=1)).isoformat()),
+            default_request_id="x",
+        )
 
 
 def bulk_body(**fields: Any) -> str:

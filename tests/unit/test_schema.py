@@ -15,15 +15,22 @@ from smsgw.producer import schema
 VALID = [
     {"phone": "01712345678", "message": "Your OTP is 4829"},
     {"phone": "+880 1712-345678", "message": "আপনার ওটিপি কোড ৫৫৩১ 🎉", "request_id": "otp:42.a_b-c"},
-    {"phone": "8801912345678", "message": "Sale", "type": "promotional", "campaign_id": "CMP-1",
-     "sender_id": "ShopBD", "priority": "normal", "metadata": {"order": "A-1"}},
+    {
+        "phone": "8801912345678",
+        "message": "Sale",
+        "type": "promotional",
+        "campaign_id": "CMP-1",
+        "sender_id": "ShopBD",
+        "priority": "normal",
+        "metadata": {"order": "A-1"},
+    },
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01 09:30:00"},
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T09:30:00+06:00"},
     {"phone": "01712345678", "message": "Later", "schedule_time": "2026-12-01T03:30:00Z"},
     {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01T09:35:00+06:00", "priority": "high"},
     {"phone": "01712345678", "message": "OTP", "valid_until": "2026-12-01 09:35:00"},
     {"phone": "০১৭১২৩৪৫৬৭৮", "message": "Two\nlines", "priority": None, "type": None, "metadata": None},
-]  # fmt: skip
+]
 
 STRUCTURALLY_INVALID = [
     {"message": "no phone"},

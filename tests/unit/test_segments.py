@@ -80,8 +80,10 @@ def test_text_that_needs_ucs2_anyway_is_left_exactly_as_written(text: str) -> No
 
 
 def test_one_curly_apostrophe_no_longer_triples_an_english_message() -> None:
-    text = ("Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
-            "when it is out for delivery. Thank you for shopping.")  # fmt: skip
+    text = (
+        "Dear customer, your order #4821 has shipped and will arrive tomorrow. We\u2019ll text you "
+        "when it is out for delivery. Thank you for shopping."
+    )
     assert len(text) <= 160
     assert (segment(text).encoding, segment(text).parts) == ("ucs2", 3)
     assert (segment(smart_encode(text)).encoding, segment(smart_encode(text)).parts) == ("gsm7", 1)

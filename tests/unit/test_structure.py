@@ -38,3 +38,35 @@ def test_the_large_concerns_are_packages_of_rooms() -> None:
     assert {"inbound", "admission", "record", "calls", "bulk", "sender", "batch", "results"} <= rooms["sending"]
     assert {"base", "attempts", "work", "bulk", "cancel"} <= rooms["store"]
     assert {"state", "rules", "limiter"} <= rooms["limiter"]
+
+
+def test_ruff_format_decides_the_layout() -> None:
+    """`ruff format --check` runs in `make lint`; a `# fmt: skip` or `# fmt: off` must say why on its line."""
+    root = PACKAGE.parents[2]
+    tracked = [p for d in ("layers", "functions", "local", "tests") for p in (root / d).rglob("*.py")]
+    unexplained = [
+        f"{path.relative_to(root)}:{n}"
+        for path in tracked
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if (marker := line.partition("# fmt: ")[2]) and not marker.partition("#")[2].strip()
+    ]
+    assert unexplained == []
+
+
+def imports_runtime(node: ast.AST) -> bool:
+    if isinstance(node, ast.Import):
+        return any(alias.name == "smsgw.runtime" for alias in node.names)
+    if isinstance(node, ast.ImportFrom):
+        named = {alias.name for alias in node.names}
+        return node.module == "smsgw.runtime" or (node.module == "smsgw" and "runtime" in named)
+    return False
+
+
+def test_only_the_handlers_import_the_composition_root() -> None:
+    """The logic gets what it needs passed in; `runtime` wires it, and the handlers call runtime."""
+    importers = [
+        module.relative_to(PACKAGE).as_posix()
+        for module in modules()
+        if module.name != "runtime.py" and any(imports_runtime(n) for n in ast.walk(ast.parse(module.read_text())))
+    ]
+    assert importers == []

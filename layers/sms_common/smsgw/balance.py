@@ -44,6 +44,10 @@ class BalanceGate:
             return {"open": True}
         return value if isinstance(value, dict) else {"open": True}
 
+    def forget(self) -> None:
+        """Drop this container's own view of its last write: the next read is the parameter's (after its cache)."""
+        self._override = None
+
     def is_open(self) -> bool:
         if self._override is not None and self._override[1] > time.time():
             return self._override[0]

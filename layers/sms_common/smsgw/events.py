@@ -127,10 +127,14 @@ class StatusEvents:
             pending = list(range(start, min(start + PUT_EVENTS_MAX_ENTRIES, len(events))))
             for _ in range(2):
                 entries = [
-                    {"Source": self._source, "DetailType": events[i].detail_type,
-                     "Detail": json.dumps(events[i].detail), "EventBusName": self._bus}
+                    {
+                        "Source": self._source,
+                        "DetailType": events[i].detail_type,
+                        "Detail": json.dumps(events[i].detail),
+                        "EventBusName": self._bus,
+                    }
                     for i in pending
-                ]  # fmt: skip
+                ]
                 try:
                     response = self._client.put_events(Entries=entries)
                 except (BotoCoreError, ClientError) as exc:

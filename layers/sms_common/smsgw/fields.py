@@ -10,6 +10,8 @@ import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from smsgw.errors import ErrorCode
+
 DHAKA = timezone(timedelta(hours=6), "Asia/Dhaka")  # Bangladesh keeps no daylight saving time
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 SENDER_ID_PATTERN = re.compile(r"^[A-Za-z0-9 ._&-]{1,20}$")
@@ -58,7 +60,7 @@ def bounded(text: str, limit: int = MAX_ERROR_MESSAGE_CHARS) -> str:
 class InvalidRequest(ValueError):
     """A body that breaks the contract. `request_id` is set when the body named a usable one."""
 
-    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+    def __init__(self, code: ErrorCode, message: str, request_id: str | None = None) -> None:
         message = bounded(message)
         super().__init__(message)
         self.code = code
@@ -77,12 +79,13 @@ def optional_str(body: dict[str, Any], name: str, request_id: str | None, max_ch
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest("invalid_request", f"{name} must be a non-empty string", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"{name} must be a non-empty string", request_id)
     if max_chars and len(value.strip()) > max_chars:
-        raise InvalidRequest("invalid_request", f"{name} is {len(value.strip())} characters; at most {max_chars}",
-                             request_id)  # fmt: skip
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, f"{name} is {len(value.strip())} characters; at most {max_chars}", request_id
+        )
     if IDENTIFIER_CONTROLS.search(value):
-        raise InvalidRequest("invalid_request", f"{name} contains control characters", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"{name} contains control characters", request_id)
     return value.strip()
 
 
@@ -92,7 +95,7 @@ def choice_of(body: dict[str, Any], name: str, choices: tuple[str, ...], request
         return choices[0]
     if value not in choices:
         allowed = " or ".join(f'"{c}"' for c in choices)
-        raise InvalidRequest("invalid_request", f"{name} must be {allowed}", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"{name} must be {allowed}", request_id)
     return str(value)
 
 
@@ -127,16 +130,24 @@ def metadata_of(body: dict[str, Any], request_id: str | None) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidRequest("invalid_request", "metadata must be an object whose values are strings", request_id)
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, "metadata must be an object whose values are strings", request_id
+        )
     for key in value:
         if not key.strip() or len(key) > MAX_METADATA_KEY_CHARS or IDENTIFIER_CONTROLS.search(key):
             # DynamoDB refuses an empty attribute name, even inside a map
-            raise InvalidRequest("invalid_request", f"metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters, "
-                                 f"not blank and without control characters: {quote(key)}", request_id)  # fmt: skip
+            raise InvalidRequest(
+                ErrorCode.INVALID_REQUEST,
+                f"metadata keys must be 1-{MAX_METADATA_KEY_CHARS} characters, "
+                f"not blank and without control characters: {quote(key)}",
+                request_id,
+            )
     size = len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
     if size > MAX_METADATA_BYTES:
         raise InvalidRequest(
-            "invalid_request", f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed", request_id
+            ErrorCode.INVALID_REQUEST,
+            f"metadata is {size} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed",
+            request_id,
         )
     return dict(value)
 

@@ -1,4 +1,5 @@
-"""The producer's message (README, "Publishing a message"): parse an SQS body into an SmsRequest, or say what is wrong.
+"""The producer's message (docs/contract.md, section 1): parse an SQS body into an SmsRequest, or say what
+is wrong.
 
 Validation errors carry the contract's error code and a sentence naming the field. They are final:
 the send path records them as `failed` and never retries them.
@@ -13,6 +14,7 @@ from typing import Any, Literal
 
 from smsgw import phone as phones
 from smsgw import segments
+from smsgw.errors import ErrorCode
 from smsgw.fields import (
     CANCEL_FIELDS,
     CONTROL_CHARACTERS,
@@ -114,9 +116,9 @@ def parse_request(body: str, *, default_request_id: str, smart_encoding: bool = 
     """A body that must be one SMS to send (a cancel or a bulk request is refused): see parse_message."""
     parsed = parse_message(body, default_request_id=default_request_id, smart_encoding=smart_encoding)
     if isinstance(parsed, CancelRequest):
-        raise InvalidRequest("invalid_request", "a cancel, not a message to send")
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "a cancel, not a message to send")
     if isinstance(parsed, BulkRequest):
-        raise InvalidRequest("invalid_request", "a bulk request, not one message", parsed.request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "a bulk request, not one message", parsed.request_id)
     return parsed
 
 
@@ -136,7 +138,7 @@ def parse_message(body: str, *, default_request_id: str, smart_encoding: bool = 
     if action not in (None, "send"):
         # Not knowing what the body meant, its request_id may be a cancel's target: the failure is
         # recorded under the SQS message id, never on a message it might name.
-        raise InvalidRequest("invalid_request", 'action must be "send" (the default) or "cancel"')
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, 'action must be "send" (the default) or "cancel"')
     return _send_request(data, usable_id, default_request_id, smart_encoding)
 
 
@@ -145,11 +147,13 @@ def _cancel_request(data: dict[str, Any]) -> CancelRequest:
     extra = sorted(set(data) - CANCEL_FIELDS)
     if extra:
         named = ", ".join(quote(name) for name in extra[:5])
-        raise InvalidRequest("invalid_request", f"a cancel carries only action and request_id, not {named}")
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"a cancel carries only action and request_id, not {named}")
     target = usable_request_id(data)
     if target is None:
-        raise InvalidRequest("invalid_request", "a cancel needs the request_id of the message to cancel "
-                             "(1-128 characters of A-Z a-z 0-9 . _ : -)")  # fmt: skip
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST,
+            "a cancel needs the request_id of the message to cancel (1-128 characters of A-Z a-z 0-9 . _ : -)",
+        )
     return CancelRequest(target)
 
 
@@ -157,7 +161,7 @@ def _decode(body: str) -> tuple[dict[str, Any], str | None]:
     """The body as one JSON object of unique, valid-Unicode fields within the size limit, and its usable
     request_id (when it names one); else InvalidRequest."""
     if not isinstance(body, str):
-        raise InvalidRequest("invalid_request", "body must be text")
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "body must be text")
     repeated: str | None = None
     try:
         try:
@@ -165,25 +169,27 @@ def _decode(body: str) -> tuple[dict[str, Any], str | None]:
         except RepeatedField as exc:
             repeated, data = exc.name, json.loads(body)  # read again only to find the request_id
     except RecursionError:
-        raise InvalidRequest("invalid_request", "body is nested too deeply") from None
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "body is nested too deeply") from None
     except (ValueError, TypeError):
-        raise InvalidRequest("invalid_request", "body is not valid JSON") from None
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise InvalidRequest("invalid_request", "body must be a JSON object")
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "body must be a JSON object")
     # From here on, a body that named a usable request_id has its failure recorded under it.
     usable_id = usable_request_id(data) if repeated != "request_id" else None
     if data.get("action") not in (None, "send"):
         usable_id = None  # a cancel's request_id names another message: its failures are never recorded there
     if repeated is not None:
-        raise InvalidRequest("invalid_request", f"field {quote(repeated)} appears more than once", usable_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"field {quote(repeated)} appears more than once", usable_id)
     size = len(body.encode("utf-8", "surrogatepass"))
     if size > MAX_BODY_BYTES:
-        raise InvalidRequest("invalid_request", f"body is {size} bytes; at most {MAX_BODY_BYTES} are allowed",
-                             usable_id)  # fmt: skip
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, f"body is {size} bytes; at most {MAX_BODY_BYTES} are allowed", usable_id
+        )
     surrogate = lone_surrogate(data)
     if surrogate is not None:
-        raise InvalidRequest("invalid_request", f"{surrogate} contains a lone surrogate: not valid Unicode text",
-                             usable_id)  # fmt: skip
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, f"{surrogate} contains a lone surrogate: not valid Unicode text", usable_id
+        )
     return data, usable_id
 
 
@@ -196,42 +202,49 @@ def _send_request(
     elif usable_id is not None:
         request_id = usable_id
     else:
-        raise InvalidRequest("invalid_request", "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, "request_id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
 
     unknown = sorted(set(data) - FIELDS)
     if unknown:
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         named = ", ".join(quote(name) for name in unknown[:5]) + more
-        raise InvalidRequest("invalid_request", f"unknown field(s): {named}", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"unknown field(s): {named}", request_id)
 
     recipients = [name for name in ("phone", "phones", "messages") if data.get(name) is not None]
     if len(recipients) > 1:
         given = " and ".join(recipients)
-        raise InvalidRequest("invalid_request", f"give one of phone, phones and messages, not {given}", request_id)
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, f"give one of phone, phones and messages, not {given}", request_id
+        )
     if recipients and recipients[0] != "phone":
         return _bulk_request(data, request_id, recipients[0], smart_encoding)
 
     if "phone" not in data:
-        raise InvalidRequest("invalid_phone", "phone is required", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_PHONE, "phone is required", request_id)
     try:
         phone = phones.normalise(data["phone"])
     except phones.PhoneError as exc:
         raise InvalidRequest(exc.code, str(exc), request_id) from None
     text, segmentation = _text(data.get("message"), "message", request_id, smart_encoding)
-    return SmsRequest(request_id=request_id, phone=phone, text=text, segmentation=segmentation,
-                      **_shared(data, request_id))  # fmt: skip
+    return SmsRequest(
+        request_id=request_id, phone=phone, text=text, segmentation=segmentation, **_shared(data, request_id)
+    )
 
 
 def _text(text: object, name: str, request_id: str, smart_encoding: bool) -> tuple[str, segments.Segmentation]:
     """The text as it will be sent, and its parts; else InvalidRequest naming the field."""
     if not isinstance(text, str):
-        raise InvalidRequest("invalid_request", f"{name} is required and must be a string", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"{name} is required and must be a string", request_id)
     if not text.strip():
-        raise InvalidRequest("invalid_request", f"{name} is empty", request_id)
+        raise InvalidRequest(ErrorCode.INVALID_REQUEST, f"{name} is empty", request_id)
     control = CONTROL_CHARACTERS.search(text)
     if control is not None:
-        raise InvalidRequest("invalid_request", f"{name} contains the control character U+{ord(control.group()):04X} "
-                             f"at position {control.start()}; only line breaks are allowed", request_id)  # fmt: skip
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST,
+            f"{name} contains the control character U+{ord(control.group()):04X} "
+            f"at position {control.start()}; only line breaks are allowed",
+            request_id,
+        )
     if smart_encoding:  # typographic quotes and the like must not turn English text into UCS-2
         text = segments.smart_encode(text)
     try:
@@ -244,7 +257,9 @@ def _shared(data: dict[str, Any], request_id: str) -> dict[str, Any]:
     """The fields every SMS of a request shares: sender, priority, times, type, campaign, metadata."""
     sender_id = optional_str(data, "sender_id", request_id)
     if sender_id is not None and not SENDER_ID_PATTERN.fullmatch(sender_id):
-        raise InvalidRequest("invalid_sender_id", "sender_id must be 1-20 letters, digits or spaces", request_id)
+        raise InvalidRequest(
+            ErrorCode.INVALID_SENDER_ID, "sender_id must be 1-20 letters, digits or spaces", request_id
+        )
 
     times: dict[str, datetime | None] = {"schedule_time": None, "valid_until": None}
     for name in times:
@@ -252,16 +267,18 @@ def _shared(data: dict[str, Any], request_id: str) -> dict[str, Any]:
             try:
                 times[name] = parse_schedule_time(data[name], name)
             except ValueError as exc:
-                raise InvalidRequest("invalid_request", str(exc), request_id) from None
+                raise InvalidRequest(ErrorCode.INVALID_REQUEST, str(exc), request_id) from None
 
     schedule_time, valid_until = times["schedule_time"], times["valid_until"]
     if schedule_time is not None:
         if schedule_time > datetime.now(UTC) + timedelta(days=MAX_SCHEDULE_DAYS):
-            raise InvalidRequest("invalid_request", f"schedule_time is more than {MAX_SCHEDULE_DAYS} days ahead",
-                                 request_id)  # fmt: skip
+            raise InvalidRequest(
+                ErrorCode.INVALID_REQUEST, f"schedule_time is more than {MAX_SCHEDULE_DAYS} days ahead", request_id
+            )
         if valid_until is not None and valid_until < schedule_time:
-            raise InvalidRequest("invalid_request", "valid_until is before schedule_time: it could never be sent",
-                                 request_id)  # fmt: skip
+            raise InvalidRequest(
+                ErrorCode.INVALID_REQUEST, "valid_until is before schedule_time: it could never be sent", request_id
+            )
     return {
         "sender_id": sender_id,
         "priority": choice_of(data, "priority", ("normal", "high"), request_id),
@@ -278,22 +295,34 @@ def child_request_id(request_id: str, phone: str) -> str:
     return f"{request_id}:{phone}"
 
 
+def _bulk_entries(data: dict[str, Any], request_id: str, field_name: str) -> list[Any]:
+    """The list of numbers (or of number-and-text entries) of a bulk request, as a whole within the contract."""
+    if len(request_id) > MAX_BULK_REQUEST_ID_CHARS:
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST,
+            f"a bulk request_id is at most {MAX_BULK_REQUEST_ID_CHARS} characters "
+            "(each number's record adds ':' and 13 digits)",
+            request_id,
+        )
+    entries = data[field_name]
+    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BULK_NUMBERS:
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, f"{field_name} must be a list of 1 to {MAX_BULK_NUMBERS} entries", request_id
+        )
+    if field_name == "messages" and data.get("message") is not None:
+        raise InvalidRequest(
+            ErrorCode.INVALID_REQUEST, "messages carries each number's text: no message beside it", request_id
+        )
+    return entries
+
+
 def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_encoding: bool) -> BulkRequest:
     """`phones` (one text to many numbers) or `messages` (a text per number): a record per number.
 
     A number that is not valid gets a failed record of its own and never blocks the rest; in `phones` a
     number given twice is sent once; in `messages` it is ambiguous, and the request is invalid."""
-    if len(request_id) > MAX_BULK_REQUEST_ID_CHARS:
-        raise InvalidRequest("invalid_request", f"a bulk request_id is at most {MAX_BULK_REQUEST_ID_CHARS} characters "
-                             "(each number's record adds ':' and 13 digits)", request_id)  # fmt: skip
-    entries = data[field_name]
-    if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_BULK_NUMBERS:
-        raise InvalidRequest("invalid_request", f"{field_name} must be a list of 1 to {MAX_BULK_NUMBERS} entries",
-                             request_id)  # fmt: skip
+    entries = _bulk_entries(data, request_id, field_name)
     personal = field_name == "messages"
-    if personal and data.get("message") is not None:
-        raise InvalidRequest("invalid_request", "messages carries each number's text: no message beside it",
-                             request_id)  # fmt: skip
     shared = _shared(data, request_id)
     common: tuple[str, segments.Segmentation] | None = None
     if not personal:
@@ -306,29 +335,44 @@ def _bulk_request(data: dict[str, Any], request_id: str, field_name: str, smart_
         raw_phone: object = entry
         if personal:
             if not isinstance(entry, dict) or set(entry) != ENTRY_FIELDS:
-                raise InvalidRequest("invalid_request", f"messages[{position}] must be an object with phone and "
-                                     "message, nothing else", request_id)  # fmt: skip
+                raise InvalidRequest(
+                    ErrorCode.INVALID_REQUEST,
+                    f"messages[{position}] must be an object with phone and message, nothing else",
+                    request_id,
+                )
             raw_phone = entry["phone"]
         try:
             phone = phones.normalise(raw_phone)
         except phones.PhoneError as exc:
             # By its position, not quoted: an almost-number may be someone's number, and events carry this.
-            invalid.append(InvalidChild(f"{request_id}:invalid-{position}", exc.code,
-                                        bounded(f"{field_name}[{position}]: {exc}")))  # fmt: skip
+            invalid.append(
+                InvalidChild(f"{request_id}:invalid-{position}", exc.code, bounded(f"{field_name}[{position}]: {exc}"))
+            )
             continue
         child_id = child_request_id(request_id, phone)
         if child_id in seen:
             if personal:
-                raise InvalidRequest("invalid_request", f"messages names {phones.mask(phone)} twice: which text "
-                                     "is meant?", request_id)  # fmt: skip
+                raise InvalidRequest(
+                    ErrorCode.INVALID_REQUEST,
+                    f"messages names {phones.mask(phone)} twice: which text is meant?",
+                    request_id,
+                )
             continue  # the same number twice in phones: sent once
         seen.add(child_id)
         try:
-            text, segmentation = common or _text(entry["message"], f"messages[{position}].message", child_id,
-                                                 smart_encoding)  # fmt: skip
+            text, segmentation = common or _text(
+                entry["message"], f"messages[{position}].message", child_id, smart_encoding
+            )
         except InvalidRequest as exc:
             invalid.append(InvalidChild(child_id, exc.code, exc.message))
             continue
         children[child_id] = SmsRequest(child_id, phone, text, segmentation, **shared, parent_id=request_id)
-    return BulkRequest(request_id, tuple(children.values()), tuple(invalid), personal, shared["priority"],
-                       shared["schedule_time"], shared["valid_until"])  # fmt: skip
+    return BulkRequest(
+        request_id,
+        tuple(children.values()),
+        tuple(invalid),
+        personal,
+        shared["priority"],
+        shared["schedule_time"],
+        shared["valid_until"],
+    )

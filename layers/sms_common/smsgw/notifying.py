@@ -16,8 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
-from smsgw import runtime
-from smsgw.events import event_of
+from smsgw.events import StatusEvents, event_of
 from smsgw.observability import metrics
 
 
@@ -25,12 +24,12 @@ class EventNotPut(Exception):
     """This record's status event is not on the bus yet: Lambda retries the stream from it."""
 
 
-def publish_batch(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+def publish_batch(events: StatusEvents, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     records = event.get("Records", [])
     # Every event of the batch first, ten per PutEvents call; then each record succeeds or fails by its own.
     finals = {n: status_event for n, raw in enumerate(records) if (status_event := event_of(raw))}
     order = list(finals)
-    failed = {order[i] for i in runtime.status_events().publish([finals[n] for n in order])}
+    failed = {order[i] for i in events.publish([finals[n] for n in order])}
     unput = {str(records[n].get("dynamodb", {}).get("SequenceNumber")) for n in failed}
     metrics.add_metric(name="StatusEventsPut", unit=MetricUnit.Count, value=len(finals) - len(failed))
     if failed:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from smsgw.errors import ErrorCode
+
 COUNTRY_CODE = "880"
 # 013/017 Grameenphone, 014/019 Banglalink, 015 Teletalk, 016/018 Robi. Numbers are portable,
 # so the prefix says nothing reliable about the operator; it only tells a mobile number apart.
@@ -17,7 +19,7 @@ _ASCII_DIGITS = frozenset("0123456789")
 class PhoneError(ValueError):
     """The number is not a Bangladesh mobile number; the message says why."""
 
-    code = "invalid_phone"
+    code = ErrorCode.INVALID_PHONE
 
 
 def normalise(raw: object) -> str:

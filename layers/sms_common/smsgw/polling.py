@@ -6,7 +6,7 @@ Each run, oldest work first and within a time budget that ends well before the L
 2. held messages (parked while the gate was closed): publish them to the send queue again once it opens;
    scheduled messages: publish them to their queue when their time has come;
 3. maybe-sent messages past their grace period, and attempts that ended without recording an outcome
-   (in flight past their lease and the grace): `unknown` with `outcome_unknown` (README policy);
+   (in flight past their lease and the grace): `unknown` with `outcome_unknown` (the contract's maybe-sent policy);
 4. delivery reports for `sent` messages that are due, several at a time, with the capacity the
    account-wide limiter leaves after sending: `delivered`, `failed`, still pending (looked at again
    later, with back-off), or `unknown` once the tracking window has passed.
@@ -26,7 +26,6 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from smsgw import runtime
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import CredentialsError, CredentialSource
@@ -162,8 +161,10 @@ class Poller:
                 summary.stopped_early = "time"
                 break
             if item.payload is None:  # hold() and schedule() always keep the body: changed by hand
-                logger.error("record without its message body; left for an operator",
-                             extra={"request_id": item.request_id, "work": str(kind)})  # fmt: skip
+                logger.error(
+                    "record without its message body; left for an operator",
+                    extra={"request_id": item.request_id, "work": str(kind)},
+                )
                 continue
             # Publish first, then take it off the work queue: a crash in between publishes it twice,
             # and the claim on request_id makes the second copy a harmless duplicate.
@@ -321,6 +322,12 @@ class Poller:
         ) as metric:
             metric.add_dimension(name="error_code", value=error_code)
 
+    def run_within(self, context: Any) -> PollSummary:
+        """One scheduled run, ending early enough that an in-flight provider call still fits before the timeout."""
+        remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_RUN_SECONDS
+        reserve = self._settings.connect_timeout + self._settings.read_timeout + 5.0
+        return self.run(self._clock() + max(remaining - reserve, remaining * 0.5))
+
     def _emit(self, summary: PollSummary) -> None:
         if summary.balance is not None:
             metrics.add_metric(name="Balance", unit=MetricUnit.NoUnit, value=summary.balance)
@@ -331,12 +338,3 @@ class Poller:
         metrics.add_metric(name="HeldRepublished", unit=MetricUnit.Count, value=summary.republished)
         metrics.add_metric(name="ReportsChecked", unit=MetricUnit.Count, value=summary.reports_checked)
         logger.info("poll finished", extra=summary.as_dict())
-
-
-def poll(context: Any) -> PollSummary:
-    """One scheduled run, ending early enough that an in-flight provider call still fits before the timeout."""
-    settings = runtime.settings()
-    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_RUN_SECONDS
-    reserve = settings.connect_timeout + settings.read_timeout + 5.0
-    deadline = time.time() + max(remaining - reserve, remaining * 0.5)
-    return runtime.poller().run(deadline)

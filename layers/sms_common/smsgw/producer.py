@@ -143,24 +143,35 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
     parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
     parser.add_argument("--json", help="the whole message as a JSON object (instead of the fields below)")
-    parser.add_argument("--cancel", metavar="REQUEST_ID",
-                        help="cancel that message unless it has gone to MiM (instead of a message)")  # fmt: skip
+    parser.add_argument(
+        "--cancel", metavar="REQUEST_ID", help="cancel that message unless it has gone to MiM (instead of a message)"
+    )
     parser.add_argument("--phone", help="Bangladesh mobile number, e.g. 01712345678 or +880 1712-345678")
-    parser.add_argument("--phones", metavar="NUMBER,NUMBER,...",
-                        help="one text to up to 1,000 numbers, comma-separated: a record per number")  # fmt: skip
+    parser.add_argument(
+        "--phones",
+        metavar="NUMBER,NUMBER,...",
+        help="one text to up to 1,000 numbers, comma-separated: a record per number",
+    )
     parser.add_argument("--message", help="the text (Bangla and emoji allowed; at most 10 SMS parts)")
     parser.add_argument("--request-id", dest="request_id", help="your key for this SMS; never sent twice")
     parser.add_argument("--sender-id", dest="sender_id", help="overrides the account's default sender ID")
     parser.add_argument("--priority", choices=["normal", "high"], help="high for OTPs (the priority queue)")
-    parser.add_argument("--schedule-time", dest="schedule_time",
-                        help="send at or after this time (held by the service; at most 30 days ahead)")  # fmt: skip
+    parser.add_argument(
+        "--schedule-time",
+        dest="schedule_time",
+        help="send at or after this time (held by the service; at most 30 days ahead)",
+    )
     parser.add_argument(
         "--valid-until", dest="valid_until", help="not sent after this time (ISO 8601, or YYYY-MM-DD HH:MM:SS Dhaka)"
     )
     parser.add_argument("--type", choices=["transactional", "promotional"], help="default transactional")
     parser.add_argument("--campaign-id", dest="campaign_id", help="MiM campaign ID (promotional traffic)")
-    parser.add_argument("--metadata", action="append", metavar="KEY=VALUE",
-                        help="stored with the record and echoed in its status event; repeat for more")  # fmt: skip
+    parser.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE",
+        help="stored with the record and echoed in its status event; repeat for more",
+    )
     parser.add_argument("--check-only", action="store_true", help="validate and show the parts; publish nothing")
     return parser
 
@@ -195,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     sqs = session.client("sqs", endpoint_url=args.endpoint_url)
     cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
     try:
-        message_id = publish(message, queue_url=args.queue_url, priority_queue_url=args.priority_queue_url,
-                             stack_name=args.stack_name, sqs=sqs, cloudformation=cloudformation)  # fmt: skip
+        message_id = publish(
+            message,
+            queue_url=args.queue_url,
+            priority_queue_url=args.priority_queue_url,
+            stack_name=args.stack_name,
+            sqs=sqs,
+            cloudformation=cloudformation,
+        )
     except (BotoCoreError, ClientError, LookupError) as exc:
         print(f"could not publish: {exc}", file=sys.stderr)
         return 1

@@ -91,7 +91,7 @@ def _plain(value: Any) -> Any:
 
 @dataclass(frozen=True, eq=False)
 class StatusRecord:
-    """One status record as stored: the contract's attributes (README, "The status record") and the
+    """One status record as stored: the contract's attributes (docs/contract.md, "The status record") and the
     attempt's bookkeeping. Unknown attributes are ignored; absent ones are None (or 0)."""
 
     request_id: str

@@ -1,7 +1,8 @@
 """The composition root: settings, AWS clients and every collaborator, built once per container on first use.
 
-The only module that wires parts together; the parts receive what they need. Tests call `reset()`
-after changing the environment instead of reloading modules.
+The only module that wires parts together, and the only one the handlers import: the parts receive what
+they need, one clock included. `configure()` is the one way to set it up again: after a change of the
+environment, or with a test's clock, every collaborator is built afresh on it.
 """
 
 from __future__ import annotations
@@ -38,6 +39,14 @@ _AWS_CONFIG = Config(
 )
 
 
+_clock: Callable[[], float] = time.time
+
+
+def clock() -> Callable[[], float]:
+    """The clock every collaborator reads (the system's, unless `configure` was given another)."""
+    return _clock
+
+
 @functools.cache
 def client(service: str) -> Any:
     return boto3.client(service, config=_AWS_CONFIG)
@@ -71,7 +80,8 @@ def status_events() -> StatusEvents:
     return StatusEvents(client("events"), settings.event_bus, settings.event_source)
 
 
-def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
+def make_limiter(on: Callable[[], float] | None = None) -> RateLimiter:
+    """A limiter over the control table: this process's (`limiter()`), or another instance's on its own clock."""
     settings = get_settings()
     return RateLimiter(
         client("dynamodb"),
@@ -84,7 +94,7 @@ def make_limiter(clock: Callable[[], float] = time.time) -> RateLimiter:
         slack=settings.rate_slack_seconds,
         max_skew=settings.max_clock_skew_seconds,
         balance_every=settings.balance_check_seconds,
-        clock=clock,
+        clock=on or _clock,
     )
 
 
@@ -103,6 +113,7 @@ def deferrer() -> Deferrer:
         settings.priority_queue_url,
         max_delay=settings.max_defer_seconds,
         base_spread=settings.rate_limits[0].seconds / SLICES,  # a slice of the shortest window
+        clock=_clock,
     )
 
 
@@ -116,6 +127,7 @@ def sender() -> Sender:
         provider(),
         credentials(),
         gate(),
+        clock=_clock,
         deferrer=deferrer(),
         writes=write_pool(),
         limiter=limiter(),
@@ -128,7 +140,7 @@ def batch_runner() -> BatchRunner:
     from smsgw.sending import BatchRunner  # here, not at the top: the parts import this module
 
     parts = (store(), gate(), limiter(), deferrer(), send_pool())
-    return BatchRunner(settings(), sender(), *parts, max_numbers=provider().max_numbers)
+    return BatchRunner(settings(), sender(), *parts, max_numbers=provider().max_numbers, clock=_clock)
 
 
 @functools.cache
@@ -143,13 +155,14 @@ def write_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=CHUNK_WRITERS, thread_name_prefix="write")
 
 
-def make_poller(clock: Callable[[], float] = time.time) -> Poller:
-    """A poller over the process-wide clients; a test's clock gets a limiter on the same clock."""
+def make_poller(on: Callable[[], float] | None = None) -> Poller:
+    """A poller over the process-wide clients: a fresh one each scheduled run would get (another clock: another
+    instance, with a limiter on that clock)."""
     from smsgw.polling import Poller
 
-    limiter_ = limiter() if clock is time.time else make_limiter(clock)
-    return Poller(settings(), store(), provider(), credentials(), gate(), client("sqs"), limiter_,
-                  clock=clock)  # fmt: skip
+    limiter_ = limiter() if on is None or on is _clock else make_limiter(on)
+    parts = (store(), provider(), credentials(), gate(), client("sqs"), limiter_)
+    return Poller(settings(), *parts, clock=on or _clock)
 
 
 @functools.cache
@@ -161,12 +174,29 @@ def settings() -> Settings:
     return get_settings()
 
 
-_CACHED = (client, store, provider, credentials, gate, status_events, limiter, deferrer, sender, batch_runner,
-           send_pool, write_pool, poller)  # fmt: skip
+_CACHED = (
+    client,
+    store,
+    provider,
+    credentials,
+    gate,
+    status_events,
+    limiter,
+    deferrer,
+    sender,
+    batch_runner,
+    send_pool,
+    write_pool,
+    poller,
+)
 
 
-def reset() -> None:
-    """Forget settings, clients and collaborators (tests; a changed environment)."""
+def configure(*, clock: Callable[[], float] | None = None) -> None:
+    """Forget settings, clients and collaborators: the next use builds them from the environment as it is now.
+    With `clock`, every collaborator reads that clock from then on (the system's until a caller gives another)."""
+    global _clock
+    if clock is not None:
+        _clock = clock
     get_settings.cache_clear()
     for cached in _CACHED:
         cached.cache_clear()

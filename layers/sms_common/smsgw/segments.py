@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from smsgw.errors import ErrorCode
+
 Encoding = Literal["gsm7", "ucs2"]
 MAX_PARTS = 10
 
@@ -39,7 +41,7 @@ _LOOK_ALIKES: dict[int, str] = {
 
 
 class MessageTooLong(ValueError):
-    code = "message_too_long"
+    code = ErrorCode.MESSAGE_TOO_LONG
 
 
 @dataclass(frozen=True, eq=False)

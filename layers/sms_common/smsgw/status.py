@@ -1,6 +1,6 @@
 """Look up what became of a message: `sms-status REQUEST_ID` and `status_of(...)`, for producers.
 
-The status record as the contract describes it (README, "The status record"): the phone masked, the
+The status record as the contract describes it (docs/contract.md, "The status record"): the phone masked, the
 service's bookkeeping left out. The table is named directly or found from a deployed stack's outputs.
 """
 
@@ -22,11 +22,32 @@ from smsgw.store import BULK, MessageStore
 
 # The attributes other systems may read (docs/contract.md); the rest is the service's own bookkeeping.
 CONTRACT_ATTRIBUTES = (
-    "request_id", "status", "phone", "message_id", "provider_status", "error_code", "error_message", "parts",
-    "encoding", "cost", "priority", "type", "campaign_id", "schedule_time", "metadata", "attempts", "created_at",
-    "sent_at", "final_at", "cancel_requested_at", "cancel_result", "kind", "children", "children_invalid",
+    "request_id",
+    "status",
+    "phone",
+    "message_id",
+    "provider_status",
+    "error_code",
+    "error_message",
+    "parts",
+    "encoding",
+    "cost",
+    "priority",
+    "type",
+    "campaign_id",
+    "schedule_time",
+    "metadata",
+    "attempts",
+    "created_at",
+    "sent_at",
+    "final_at",
+    "cancel_requested_at",
+    "cancel_result",
+    "kind",
+    "children",
+    "children_invalid",
     "parent_id",
-)  # fmt: skip
+)
 
 
 def status_of(

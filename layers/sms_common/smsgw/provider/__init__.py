@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from smsgw.config import Settings
+from smsgw.errors import Outcome, outage_sign
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
     DeliveryState,
     OutboundBulk,
     OutboundSms,
-    Outcome,
     Provider,
     SendResult,
-    outage_sign,
 )
 from smsgw.provider.generic import GenericProvider
 from smsgw.provider.http import HttpClient

@@ -1,6 +1,6 @@
 """The provider interface: what the rest of the service knows about MiM, whatever the dialect.
 
-Every call ends in an outcome class (README, "Outcome classes"), never an exception: the adapters turn transport
+Every call ends in an outcome class (docs/contract.md, section 4), never an exception: the adapters turn transport
 faults, odd bodies and error codes into one of these, and the send path acts on the class alone.
 """
 
@@ -11,25 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from smsgw.credentials import Credentials
-
-
-class Outcome(enum.Enum):
-    ACCEPTED = "accepted"  # the provider took the message: record `sent`
-    PERMANENT = "permanent"  # the message itself is wrong: record `failed`, never retry
-    THROTTLED = "throttled"  # rate limited: retry later, not a failure
-    NOT_SENT = "not_sent"  # the provider certainly did not send it: safe to retry
-    MAYBE_SENT = "maybe_sent"  # the request went out and the answer was lost: never resend blindly
-
-
-# Not-sent answers that say the provider itself cannot work now (503, generic 1008, official 221, no
-# connection): with maybe-sent, the signs the shared outage cool-down counts.
-OUTAGE_ERRORS = frozenset({"transport_error", "provider_unavailable", "provider_send_failed"})
-
-
-def outage_sign(outcome: Outcome, error_code: str | None) -> bool:
-    """A call that got no answer, or one the provider says it cannot serve now. An answer refusing for a
-    reason of its own (a key, the allow-list, the balance, an id it does not know) shows it is up."""
-    return outcome is Outcome.MAYBE_SENT or (outcome is Outcome.NOT_SENT and error_code in OUTAGE_ERRORS)
+from smsgw.errors import Outcome
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from smsgw.provider.base import Outcome, SendResult
+from smsgw.errors import ErrorCode, Outcome
+from smsgw.provider.base import SendResult
 from smsgw.provider.http import HttpResponse
 
 # Operator words (lower case, letters only) -> state and our error code for failures.
@@ -87,7 +88,7 @@ def by_http_status(response: HttpResponse, detail: str | None = None) -> SendRes
         return SendResult(
             Outcome.THROTTLED,
             provider_status=word,
-            error_code="rate_limited",
+            error_code=ErrorCode.RATE_LIMITED,
             error_message=detail or "the provider's rate limit was reached",
             retry_after=retry_after(response.headers),
         )
@@ -95,7 +96,7 @@ def by_http_status(response: HttpResponse, detail: str | None = None) -> SendRes
         return SendResult(
             Outcome.NOT_SENT,
             provider_status=word,
-            error_code="authentication_failed",
+            error_code=ErrorCode.AUTHENTICATION_FAILED,
             error_message=detail or "the provider refused the credentials",
             auth_failed=True,
         )
@@ -103,7 +104,7 @@ def by_http_status(response: HttpResponse, detail: str | None = None) -> SendRes
         return SendResult(
             Outcome.NOT_SENT,
             provider_status=word,
-            error_code="provider_unavailable",
+            error_code=ErrorCode.PROVIDER_UNAVAILABLE,
             error_message=detail or "the provider is temporarily unavailable",
         )
     if status >= 500 or 200 <= status < 300:
@@ -112,7 +113,7 @@ def by_http_status(response: HttpResponse, detail: str | None = None) -> SendRes
         return SendResult(
             Outcome.MAYBE_SENT,
             provider_status=word,
-            error_code="provider_error",
+            error_code=ErrorCode.PROVIDER_ERROR,
             error_message=detail or "the provider's answer does not say whether it sent the SMS",
         )
     # Other 3xx/4xx: the request was refused as a whole (wrong URL, bad gateway config): ours to fix,
@@ -120,6 +121,6 @@ def by_http_status(response: HttpResponse, detail: str | None = None) -> SendRes
     return SendResult(
         Outcome.NOT_SENT,
         provider_status=word,
-        error_code="provider_error",
+        error_code=ErrorCode.PROVIDER_ERROR,
         error_message=detail or f"the provider refused the request with HTTP {status}",
     )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from smsgw.credentials import Credentials
+from smsgw.errors import ErrorCode, Outcome
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
     DeliveryState,
     OutboundBulk,
     OutboundSms,
-    Outcome,
     SendResult,
 )
 from smsgw.provider.common import (
@@ -27,26 +27,26 @@ from smsgw.provider.common import (
 from smsgw.provider.http import HttpClient, TransportError
 
 SUCCESS = frozenset({"success", "sent", "delivered", "accepted"})
-# error_code -> (outcome, our error code); the guide's codes 1001-1008.
-ERROR_CODES: dict[str, tuple[Outcome, str]] = {
-    "1001": (Outcome.NOT_SENT, "authentication_failed"),
-    "1002": (Outcome.NOT_SENT, "authentication_failed"),
-    "1003": (Outcome.NOT_SENT, "insufficient_balance"),
-    "1004": (Outcome.PERMANENT, "invalid_phone"),
-    "1005": (Outcome.PERMANENT, "invalid_sender_id"),
-    "1006": (Outcome.PERMANENT, "message_too_long"),
-    "1007": (Outcome.THROTTLED, "rate_limited"),
-    "1008": (Outcome.NOT_SENT, "provider_unavailable"),
+# error_code -> our error code (which carries its outcome class); the guide's codes 1001-1008.
+ERROR_CODES: dict[str, ErrorCode] = {
+    "1001": ErrorCode.AUTHENTICATION_FAILED,
+    "1002": ErrorCode.AUTHENTICATION_FAILED,
+    "1003": ErrorCode.INSUFFICIENT_BALANCE,
+    "1004": ErrorCode.INVALID_PHONE,
+    "1005": ErrorCode.INVALID_SENDER_ID,
+    "1006": ErrorCode.MESSAGE_TOO_LONG,
+    "1007": ErrorCode.RATE_LIMITED,
+    "1008": ErrorCode.PROVIDER_UNAVAILABLE,
 }
 # Status words that name the error when no code is given.
-ERROR_WORDS: dict[str, tuple[Outcome, str]] = {
-    "invalid_phone": (Outcome.PERMANENT, "invalid_phone"),
-    "invalid_sender_id": (Outcome.PERMANENT, "invalid_sender_id"),
-    "insufficient_balance": (Outcome.NOT_SENT, "insufficient_balance"),
-    "authentication_failed": (Outcome.NOT_SENT, "authentication_failed"),
-    "rejected": (Outcome.PERMANENT, "provider_rejected"),
-    "failed": (Outcome.NOT_SENT, "provider_error"),
-    "error": (Outcome.NOT_SENT, "provider_error"),
+ERROR_WORDS: dict[str, ErrorCode] = {
+    "invalid_phone": ErrorCode.INVALID_PHONE,
+    "invalid_sender_id": ErrorCode.INVALID_SENDER_ID,
+    "insufficient_balance": ErrorCode.INSUFFICIENT_BALANCE,
+    "authentication_failed": ErrorCode.AUTHENTICATION_FAILED,
+    "rejected": ErrorCode.PROVIDER_REJECTED,
+    "failed": ErrorCode.PROVIDER_ERROR,
+    "error": ErrorCode.PROVIDER_ERROR,
 }
 DELIVERY_WORDS: dict[str, DeliveryState] = {
     "delivered": DeliveryState.DELIVERED,
@@ -72,19 +72,18 @@ class GenericProvider:
     def _classify_error(self, body: dict[str, Any], word: str, status: int, headers: dict[str, str]) -> SendResult:
         code = text(body.get("error_code"))
         detail = text(body.get("error_message")) or text(body.get("error")) or word
-        outcome, error_code = (
-            ERROR_CODES.get(code or "") or ERROR_WORDS.get(word) or (Outcome.NOT_SENT, "provider_error")
-        )
+        error_code = ERROR_CODES.get(code or "") or ERROR_WORDS.get(word) or ErrorCode.PROVIDER_ERROR
         if status == 429:
-            outcome, error_code = Outcome.THROTTLED, "rate_limited"
-        if error_code == "authentication_failed" and ip_not_allowed(detail):
-            error_code, detail = "ip_not_allowed", f"{detail}: {IP_NOT_ALLOWED_HINT}"  # no key can cure it
+            error_code = ErrorCode.RATE_LIMITED
+        if error_code is ErrorCode.AUTHENTICATION_FAILED and ip_not_allowed(detail):
+            error_code, detail = ErrorCode.IP_NOT_ALLOWED, f"{detail}: {IP_NOT_ALLOWED_HINT}"  # no key can cure it
+        outcome = error_code.outcome
         return SendResult(
             outcome,
             provider_status=f"{word}:{code}" if code else word,
             error_code=error_code,
             error_message=detail,
-            auth_failed=error_code == "authentication_failed",
+            auth_failed=error_code is ErrorCode.AUTHENTICATION_FAILED,
             retry_after=retry_after(headers) if outcome is Outcome.THROTTLED else None,
         )
 
@@ -93,8 +92,9 @@ class GenericProvider:
         if len(bulk.phones) != 1:
             raise ValueError(f"the generic dialect sends one number per request, not {len(bulk.phones)}")
         text = bulk.text if bulk.text is not None else (bulk.texts or ("",))[0]
-        sms = OutboundSms(bulk.phones[0], text, bulk.sender_id, transactional=bulk.transactional,
-                          campaign_id=bulk.campaign_id)  # fmt: skip
+        sms = OutboundSms(
+            bulk.phones[0], text, bulk.sender_id, transactional=bulk.transactional, campaign_id=bulk.campaign_id
+        )
         return self.send(sms, credentials)
 
     def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
@@ -128,7 +128,7 @@ class GenericProvider:
         try:
             response = self._http.post_json(f"{self._base_url}/balance", self._auth(credentials))
         except TransportError as exc:
-            return BalanceResult(None, Outcome.NOT_SENT, "transport_error", exc.detail)
+            return BalanceResult(None, Outcome.NOT_SENT, ErrorCode.TRANSPORT_ERROR, exc.detail)
         body = response.json()
         if isinstance(body, dict) and (text(body.get("status")) or "").lower() in SUCCESS:
             amount = to_float(body.get("balance"))
@@ -147,7 +147,9 @@ class GenericProvider:
                 f"{self._base_url}/status", {**self._auth(credentials), "message_id": message_id}
             )
         except TransportError as exc:
-            return DeliveryReport(None, Outcome.NOT_SENT, error_code="transport_error", error_message=exc.detail)
+            return DeliveryReport(
+                None, Outcome.NOT_SENT, error_code=ErrorCode.TRANSPORT_ERROR, error_message=exc.detail
+            )
         body = response.json()
         word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
         if not isinstance(body, dict) or not word or (word == "error" and body.get("error_code")):

@@ -21,13 +21,13 @@ from urllib3.exceptions import (
     SSLError,
 )
 
-from smsgw.provider.base import Outcome
+from smsgw.errors import ErrorCode, Outcome
 
 
 class TransportError(Exception):
     """No usable HTTP answer. `outcome` says whether the request may have been delivered."""
 
-    def __init__(self, outcome: Outcome, detail: str, code: str = "transport_error") -> None:
+    def __init__(self, outcome: Outcome, detail: str, code: ErrorCode = ErrorCode.TRANSPORT_ERROR) -> None:
         super().__init__(detail)
         self.outcome = outcome
         self.detail = detail
@@ -72,7 +72,7 @@ class HttpClient:
             body = json.dumps(payload, ensure_ascii=False).encode()
         except (ValueError, TypeError) as exc:  # UnicodeEncodeError is a ValueError: nothing left this process
             detail = f"the request could not be encoded: {type(exc).__name__}"
-            raise TransportError(Outcome.PERMANENT, detail, code="invalid_content") from None
+            raise TransportError(Outcome.PERMANENT, detail, code=ErrorCode.INVALID_CONTENT) from None
         try:
             response = self._pool.request(
                 "POST",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from smsgw.credentials import Credentials
+from smsgw.errors import ErrorCode, Outcome
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
     DeliveryState,
     OutboundBulk,
     OutboundSms,
-    Outcome,
     SendResult,
 )
 from smsgw.provider.common import (
@@ -26,27 +26,29 @@ from smsgw.provider.common import (
 )
 from smsgw.provider.http import HttpClient, HttpResponse, TransportError
 
-# statusCode -> (outcome, our error code). 401 also covers "IP Black List", told apart below.
-STATUS_CODES: dict[str, tuple[Outcome, str]] = {
-    "401": (Outcome.NOT_SENT, "authentication_failed"),
-    "205": (Outcome.PERMANENT, "invalid_content"),
-    "206": (Outcome.PERMANENT, "invalid_phone"),
-    "207": (Outcome.PERMANENT, "invalid_transaction_type"),
-    "208": (Outcome.PERMANENT, "invalid_sender_id"),
-    "209": (Outcome.PERMANENT, "message_too_long"),
-    "210": (Outcome.PERMANENT, "invalid_campaign"),
-    "213": (Outcome.PERMANENT, "invalid_request"),
-    "216": (Outcome.NOT_SENT, "insufficient_balance"),
-    "221": (Outcome.NOT_SENT, "provider_send_failed"),
-    "429": (Outcome.THROTTLED, "rate_limited"),
-    "500": (Outcome.MAYBE_SENT, "provider_error"),
+# statusCode -> our error code (which carries its outcome class). 401 also covers "IP Black List", told
+# apart below. A 500 may have been acted on: maybe-sent whatever its code.
+STATUS_CODES: dict[str, ErrorCode] = {
+    "401": ErrorCode.AUTHENTICATION_FAILED,
+    "205": ErrorCode.INVALID_CONTENT,
+    "206": ErrorCode.INVALID_PHONE,
+    "207": ErrorCode.INVALID_TRANSACTION_TYPE,
+    "208": ErrorCode.INVALID_SENDER_ID,
+    "209": ErrorCode.MESSAGE_TOO_LONG,
+    "210": ErrorCode.INVALID_CAMPAIGN,
+    "213": ErrorCode.INVALID_REQUEST,
+    "216": ErrorCode.INSUFFICIENT_BALANCE,
+    "221": ErrorCode.PROVIDER_SEND_FAILED,
+    "429": ErrorCode.RATE_LIMITED,
+    "500": ErrorCode.PROVIDER_ERROR,
 }
+MAYBE_ACTED_ON = frozenset({"500"})
 
 
 def _campaign_required() -> SendResult:
     return SendResult(
         Outcome.PERMANENT,
-        error_code="invalid_request",
+        error_code=ErrorCode.INVALID_REQUEST,
         error_message="campaign_id is required for promotional messages in the official MiM API",
     )
 
@@ -72,13 +74,14 @@ class OfficialProvider:
         if code == "200" and response.status != 429:
             return None, body
         detail = text(body.get("responseResult")) or text(body.get("status")) or f"statusCode {code}"
-        outcome, error_code = STATUS_CODES.get(code, (Outcome.NOT_SENT, "provider_error"))
+        error_code = STATUS_CODES.get(code, ErrorCode.PROVIDER_ERROR)
         if response.status == 429:
-            outcome, error_code = Outcome.THROTTLED, "rate_limited"
+            error_code = ErrorCode.RATE_LIMITED
         ip_blocked = code == "401" and ip_not_allowed(detail)
         if ip_blocked:
-            error_code = "ip_not_allowed"  # fresh credentials will not help: MiM must allow-list the egress IP
+            error_code = ErrorCode.IP_NOT_ALLOWED  # fresh credentials will not help: MiM must allow-list the egress IP
             detail = f"{detail}: {IP_NOT_ALLOWED_HINT}"
+        outcome = Outcome.MAYBE_SENT if code in MAYBE_ACTED_ON else error_code.outcome
         return SendResult(
             outcome,
             message_id=None,
@@ -151,13 +154,15 @@ class OfficialProvider:
         try:
             response = self._post("balanceCheck", {"UserName": credentials.username, "Apikey": credentials.api_key})
         except TransportError as exc:
-            return BalanceResult(None, Outcome.NOT_SENT, "transport_error", exc.detail)
+            return BalanceResult(None, Outcome.NOT_SENT, ErrorCode.TRANSPORT_ERROR, exc.detail)
         failure, body = self._judge(response)
         amount = to_float(body.get("responseResult")) if failure is None else None
         if amount is not None:
             return BalanceResult(amount, Outcome.ACCEPTED)
         if failure is None:
-            return BalanceResult(None, Outcome.NOT_SENT, "provider_error", "the balance answer carries no amount")
+            return BalanceResult(
+                None, Outcome.NOT_SENT, ErrorCode.PROVIDER_ERROR, "the balance answer carries no amount"
+            )
         return BalanceResult(None, failure.outcome, failure.error_code, failure.error_message, failure.auth_failed)
 
     def delivery_report(self, message_id: str, phone: str, credentials: Credentials) -> DeliveryReport:
@@ -170,7 +175,9 @@ class OfficialProvider:
         try:
             response = self._post("DlrApi", payload)
         except TransportError as exc:
-            return DeliveryReport(None, Outcome.NOT_SENT, error_code="transport_error", error_message=exc.detail)
+            return DeliveryReport(
+                None, Outcome.NOT_SENT, error_code=ErrorCode.TRANSPORT_ERROR, error_message=exc.detail
+            )
         failure, body = self._judge(response)
         if failure is not None:
             return DeliveryReport(

@@ -23,6 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.deferral import Deferrer
+from smsgw.errors import ErrorCode
 from smsgw.limiter import RateLimiter
 from smsgw.observability import logger
 from smsgw.records import DueWork
@@ -83,7 +84,9 @@ class BatchRunner:
         deferrer: Deferrer,
         pool: Executor,
         max_numbers: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._settings = settings
         self._sender = sender
         self._store = store
@@ -96,7 +99,7 @@ class BatchRunner:
     def run(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
         """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
         remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_INVOCATION_SECONDS
-        lease_until = time.time() + remaining + LEASE_MARGIN_SECONDS
+        lease_until = self._clock() + remaining + LEASE_MARGIN_SECONDS
         smart = self._settings.smart_encoding
         inbound = {r["messageId"]: Inbound.from_record(r, smart_encoding=smart) for r in event.get("Records", [])}
         first = first_copies(list(inbound.values()))
@@ -105,8 +108,10 @@ class BatchRunner:
         async def handle(record: SQSRecord) -> str:
             item = inbound[record.message_id]
             if record.message_id not in first:
-                logger.info("request_id repeated in this batch; only its first copy is processed",
-                            extra={"request_id": item.request_id})  # fmt: skip
+                logger.info(
+                    "request_id repeated in this batch; only its first copy is processed",
+                    extra={"request_id": item.request_id},
+                )
                 result = RecordResult(item.request_id, "duplicate")
             else:
                 work = functools.partial(self.work, item, plan, lease_until)
@@ -187,7 +192,7 @@ class BatchRunner:
         self, item: Inbound, result: RecordResult, later: Inbound | None, lease_until: float
     ) -> RecordResult:
         """A record the sender deferred (a throttle, a failure to retry): what has no final answer waits."""
-        retry_at = result.retry_at if result.retry_at is not None else time.time()
+        retry_at = result.retry_at if result.retry_at is not None else self._clock()
         rest = unsettled(item, result, later)
         if rest.bulk is not None and not rest.bulk.children:
             return result
@@ -215,7 +220,7 @@ class BatchRunner:
             "no capacity now; the message waits in its queue",
             extra={"request_id": rid, "delay_seconds": delay, "deferrals": item.deferrals + 1},
         )
-        return RecordResult(rid, "deferred", "rate_limited")
+        return RecordResult(rid, "deferred", ErrorCode.RATE_LIMITED)
 
     def _learn(self, result: RecordResult) -> RecordResult:
         """Tell the account-wide limiter what the provider said: throttled, answered, or failing (an outage?)."""

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from smsgw.credentials import Credentials, CredentialsError
+from smsgw.errors import ErrorCode
 from smsgw.limiter import Grant
 from smsgw.message import (
     BulkRequest,
@@ -77,13 +78,19 @@ class BulkSender(ProviderCalls):
             return RecordResult(rid, "duplicate")
         if deadline is not None and now >= deadline:  # its record says so; no number gets one
             message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
-            self._store.fail_bulk(rid, now=now, error_code="expired", error_message=message)
+            self._store.fail_bulk(rid, now=now, error_code=ErrorCode.EXPIRED, error_message=message)
             logger.warning("bulk request expired before it could be sent", extra=log)
-            return RecordResult(rid, "failed", "expired")
+            return RecordResult(rid, "failed", ErrorCode.EXPIRED)
         invalid = []
         for child in bulk.invalid:
-            self._store.record_invalid(child.request_id, child.code, child.message, now=now,
-                                       sqs_message_id=inbound.sqs_message_id, parent_id=rid)  # fmt: skip
+            self._store.record_invalid(
+                child.request_id,
+                child.code,
+                child.message,
+                now=now,
+                sqs_message_id=inbound.sqs_message_id,
+                parent_id=rid,
+            )
             invalid.append(RecordResult(child.request_id, "invalid", child.code))
         per_call = self._provider.max_numbers
         size = max(1, min(self._settings.bulk_chunk_size, per_call if per_call > 1 else CALLS_PER_CHUNK))
@@ -105,23 +112,27 @@ class BulkSender(ProviderCalls):
         log: dict[str, Any] = {"request_id": rid, "numbers": len(bulk.children)}
         if not bulk.children:  # only a hand-made message marked as a chunk can be: its request keeps the rest
             logger.warning("a chunk without a number that can be sent; nothing to send", extra=log)
-            return RecordResult(rid, "invalid", "invalid_request")
+            return RecordResult(rid, "invalid", ErrorCode.INVALID_REQUEST)
         deadline = inbound.deadline(self._settings.max_message_age_seconds)
         if deadline is not None and self._clock() >= deadline:
             return self.expire_chunk(bulk, sqs_message_id, lease_until)
         if not gate_open:  # no record is parked: the chunk waits in its queue until a poll run opens the gate
-            return RecordResult(rid, "deferred", "balance_low", retry_at=self._clock() + BALANCE_WAIT_SECONDS)
+            return RecordResult(rid, "deferred", ErrorCode.BALANCE_LOW, retry_at=self._clock() + BALANCE_WAIT_SECONDS)
         try:
             credentials = self._credentials.get()
         except CredentialsError as exc:
-            logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "credentials_unavailable",
-                                                                       "error": str(exc)})  # fmt: skip
-            return RecordResult(rid, "retry", "credentials_unavailable")
+            logger.error(
+                "chunk cannot be sent yet; will retry",
+                extra={**log, "error_code": ErrorCode.CREDENTIALS_UNAVAILABLE, "error": str(exc)},
+            )
+            return RecordResult(rid, "retry", ErrorCode.CREDENTIALS_UNAVAILABLE)
         # The numbers share every field but the phone (and, in messages, the text): the first speaks for all.
         planned = self._outbound(bulk.children[0], credentials)
         if planned is None:
-            logger.error("chunk cannot be sent yet; will retry", extra={**log, "error_code": "missing_sender_id"})
-            return RecordResult(rid, "retry", "missing_sender_id")
+            logger.error(
+                "chunk cannot be sent yet; will retry", extra={**log, "error_code": ErrorCode.MISSING_SENDER_ID}
+            )
+            return RecordResult(rid, "retry", ErrorCode.MISSING_SENDER_ID)
 
         if self._provider.max_numbers == 1:
             return self._send_each(bulk, planned, credentials, lease_until, sqs_message_id, grant)
@@ -151,22 +162,29 @@ class BulkSender(ProviderCalls):
                 return self._provider.send(first, creds)
             numbers = tuple(child.phone for child, _ in claimed)
             texts = tuple(child.text for child, _ in claimed) if bulk.personal else None
-            outbound = OutboundBulk(numbers, None if texts else first.text, texts, first.sender_id,
-                                    first.transactional, first.campaign_id)  # fmt: skip
+            outbound = OutboundBulk(
+                numbers, None if texts else first.text, texts, first.sender_id, first.transactional, first.campaign_id
+            )
             return self._provider.send_bulk(outbound, creds)
 
         result = self._call(send, credentials, log, bulk.priority)
-        if result.error_code == "insufficient_balance" and self._gate.enabled:
+        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
             need = sum(child.segmentation.parts for child, _ in claimed) * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
             message = result.error_message or ""
             self._each(
-                lambda pair: self._release(pair[0], pair[1].token or "", "insufficient_balance", message,
-                                           log_of(pair[0])),
+                lambda pair: self._release(
+                    pair[0], pair[1].token or "", ErrorCode.INSUFFICIENT_BALANCE, message, log_of(pair[0])
+                ),
                 claimed,
-            )  # fmt: skip
-            return RecordResult(rid, "deferred", "insufficient_balance", retry_at=self._clock() + BALANCE_WAIT_SECONDS,
-                                provider_reached=True)  # fmt: skip
+            )
+            return RecordResult(
+                rid,
+                "deferred",
+                ErrorCode.INSUFFICIENT_BALANCE,
+                retry_at=self._clock() + BALANCE_WAIT_SECONDS,
+                provider_reached=True,
+            )
         settled = self._each(
             lambda pair: self._settle(pair[0], pair[1].token or "", pair[1].attempts, result, log_of(pair[0])), claimed
         )
@@ -194,7 +212,7 @@ class BulkSender(ProviderCalls):
             wait = self._renew(grant, child.priority)
             if wait is not None and self._limiter is not None and grant is not None:
                 self._limiter.release(grant, len(bulk.children) - index)
-                return RecordResult(rid, "deferred", "rate_limited", retry_at=wait, children=tuple(results))
+                return RecordResult(rid, "deferred", ErrorCode.RATE_LIMITED, retry_at=wait, children=tuple(results))
             log = log_of(child)
             claim = self._claim(child, lease_until, sqs_message_id)
             if claim.token is None:
@@ -206,14 +224,8 @@ class BulkSender(ProviderCalls):
                 return self._provider.send(self._outbound(child, creds) or fallback, creds)
 
             result = self._call(send, credentials, log, child.priority)
-            if result.error_code == "insufficient_balance" and self._gate.enabled:
-                unsent = bulk.children[len(results) :]
-                need = sum(other.segmentation.parts for other in unsent) * self._settings.price_per_part
-                self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
-                self._release(child, claim.token, "insufficient_balance", result.error_message or "", log)
-                retry_at = self._clock() + BALANCE_WAIT_SECONDS
-                return RecordResult(rid, "deferred", "insufficient_balance", retry_at=retry_at, provider_reached=True,
-                                    children=tuple(results))  # fmt: skip
+            if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
+                return self._out_of_balance(bulk, results, child, claim.token, result, log)
             settled = self._settle(child, claim.token, claim.attempts, result, log)
             results.append(settled)
             if settled.disposition in ("deferred", "retry"):
@@ -229,9 +241,34 @@ class BulkSender(ProviderCalls):
             return RecordResult(rid, "duplicate", children=tuple(results))
         return replace(sent[-1], request_id=rid, children=tuple(results))
 
+    def _out_of_balance(
+        self,
+        bulk: BulkRequest,
+        results: list[RecordResult],
+        child: SmsRequest,
+        token: str,
+        result: SendResult,
+        log: dict[str, Any],
+    ) -> RecordResult:
+        """MiM answered insufficient balance for `child`: the gate closes for what the chunk still needs, and
+        that number and the rest wait as a chunk."""
+        unsent = bulk.children[len(results) :]
+        need = sum(other.segmentation.parts for other in unsent) * self._settings.price_per_part
+        self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
+        self._release(child, token, ErrorCode.INSUFFICIENT_BALANCE, result.error_message or "", log)
+        retry_at = self._clock() + BALANCE_WAIT_SECONDS
+        return RecordResult(
+            bulk.request_id,
+            "deferred",
+            ErrorCode.INSUFFICIENT_BALANCE,
+            retry_at=retry_at,
+            provider_reached=True,
+            children=tuple(results),
+        )
+
     def expire_chunk(self, bulk: BulkRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
         results = self._each(lambda child: self.expire(child, sqs_message_id, lease_until), bulk.children)
-        return RecordResult(bulk.request_id, "failed", "expired", children=tuple(results))
+        return RecordResult(bulk.request_id, "failed", ErrorCode.EXPIRED, children=tuple(results))
 
     def stop_chunk(self, bulk: BulkRequest) -> RecordResult:
         """A chunk of a bulk request that was cancelled: each of its numbers is cancelled (or was sent)."""

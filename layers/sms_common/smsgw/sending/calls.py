@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from smsgw.credentials import Credentials, CredentialsError
+from smsgw.errors import ErrorCode
 from smsgw.limiter import Grant, Lane
 from smsgw.message import (
     Priority,
@@ -32,8 +33,9 @@ class ProviderCalls(RecordKeeper):
             existing.status == Status.SENDING and existing.attempt_state in (AttemptState.RELEASED, AttemptState.HELD)
         ):
             return self._duplicate(request, existing, log)
-        logger.error("sms cannot be sent yet; will retry", extra={**log, "error_code": error_code,
-                                                                  "error": error_message})  # fmt: skip
+        logger.error(
+            "sms cannot be sent yet; will retry", extra={**log, "error_code": error_code, "error": error_message}
+        )
         return RecordResult(request.request_id, "retry", error_code)
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
@@ -101,4 +103,4 @@ class ProviderCalls(RecordKeeper):
             error = type(exc).__name__
             logger.error("the provider call raised; its outcome is unknown", extra={**log, "error": error})
             message = f"the provider call failed unexpectedly ({error})"
-            return SendResult(Outcome.MAYBE_SENT, error_code="internal_error", error_message=message)
+            return SendResult(Outcome.MAYBE_SENT, error_code=ErrorCode.INTERNAL_ERROR, error_message=message)

@@ -12,6 +12,7 @@ from smsgw.balance import BalanceGate
 from smsgw.config import Settings
 from smsgw.credentials import CredentialSource
 from smsgw.deferral import Deferrer, pin_request_id
+from smsgw.errors import ErrorCode, Policy, policy_of
 from smsgw.limiter import RateLimiter
 from smsgw.message import (
     BulkRequest,
@@ -24,8 +25,6 @@ from smsgw.records import AttemptState, Status, StatusRecord
 from smsgw.sending.results import RecordResult
 from smsgw.store import Claim, MessageStore
 
-# Not-sent answers that another try cannot cure until an operator acts: SQS redelivers them, then the DLQ.
-SETUP_ERRORS = frozenset({"authentication_failed", "ip_not_allowed", "credentials_unavailable", "missing_sender_id"})
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -69,8 +68,9 @@ class RecordKeeper:
 
     def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
         resolve_at = lease_until + self._settings.maybe_sent_grace_seconds  # if the attempt never says how it ended
-        return self._store.claim(request, now=self._clock(), lease_until=lease_until, resolve_at=resolve_at,
-                                 sqs_message_id=sqs_message_id)  # fmt: skip
+        return self._store.claim(
+            request, now=self._clock(), lease_until=lease_until, resolve_at=resolve_at, sqs_message_id=sqs_message_id
+        )
 
     def expire(self, request: SmsRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
         """Past its valid_until (or the maximum age), or would be before capacity comes: `failed` / `expired`."""
@@ -80,10 +80,17 @@ class RecordKeeper:
             return self._duplicate(request, claim.existing, log)
         now = self._clock()
         message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
-        self._store.mark_failed(request.request_id, claim.token, now=now, error_code="expired", error_message=message,
-                                provider_status=None, attempted=False)  # fmt: skip
+        self._store.mark_failed(
+            request.request_id,
+            claim.token,
+            now=now,
+            error_code=ErrorCode.EXPIRED,
+            error_message=message,
+            provider_status=None,
+            attempted=False,
+        )
         logger.warning("sms expired before it could be sent", extra=log)
-        return RecordResult(request.request_id, "failed", "expired")
+        return RecordResult(request.request_id, "failed", ErrorCode.EXPIRED)
 
     def _schedule(
         self, request: SmsRequest | BulkRequest, body: str, deadline: float | None, log: dict[str, Any]
@@ -114,33 +121,16 @@ class RecordKeeper:
     def _settle_outcome(
         self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
     ) -> RecordResult:
-        now = self._clock()
-        rid = request.request_id
-        parts = request.segmentation.parts
         if result.outcome is Outcome.ACCEPTED:
-            cost = result.cost if result.cost is not None else parts * self._settings.price_per_part
-            if not self._store.mark_sent(
-                rid,
-                token,
-                now=now,
-                message_id=result.message_id,
-                provider_status=result.provider_status,
-                cost=cost,
-                # MiM's reports come seconds to minutes later; the policy may not track this one at all.
-                report_due=now + self._settings.report_delay_seconds
-                if self._settings.tracking.tracks(rid, request.priority)
-                else None,
-            ):
-                logger.warning("status record changed while sending; sent state not written", extra=log)
-            logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})
-            return RecordResult(rid, "sent", parts=parts, cost=cost)
-        error_code = result.error_code or "provider_error"
+            return self._sent(request, token, result, log)
+        rid = request.request_id
+        error_code = result.error_code or ErrorCode.PROVIDER_ERROR
         error_message = result.error_message or error_code
         if result.outcome is Outcome.PERMANENT:
             self._store.mark_failed(
                 rid,
                 token,
-                now=now,
+                now=self._clock(),
                 error_code=error_code,
                 error_message=error_message,
                 provider_status=result.provider_status,
@@ -154,17 +144,59 @@ class RecordKeeper:
         if result.outcome is Outcome.THROTTLED:
             # Not a failure: the message waits for capacity outside the function (the batch runner defers it).
             self._release(request, token, error_code, error_message, log)
-            return RecordResult(rid, "deferred", error_code, retry_at=now + (result.retry_after or 0),
-                                throttled=True, retry_after=result.retry_after)  # fmt: skip
-        if error_code in SETUP_ERRORS:  # ours to fix (a key, the allow-list): SQS retries, then the DLQ keeps it
+            return RecordResult(
+                rid,
+                "deferred",
+                error_code,
+                retry_at=self._clock() + (result.retry_after or 0),
+                throttled=True,
+                retry_after=result.retry_after,
+            )
+        if policy_of(error_code) is Policy.REDELIVER:  # ours to fix (a key, the allow-list): SQS, then the DLQ
             return self._release(request, token, error_code, error_message, log)
+        return self._back_off(request, token, attempts, result, log)
+
+    def _sent(self, request: SmsRequest, token: str, result: SendResult, log: dict[str, Any]) -> RecordResult:
+        now = self._clock()
+        rid, parts = request.request_id, request.segmentation.parts
+        cost = result.cost if result.cost is not None else parts * self._settings.price_per_part
+        # MiM's reports come seconds to minutes later; the policy may not track this one at all.
+        tracked = self._settings.tracking.tracks(rid, request.priority)
+        report_due = now + self._settings.report_delay_seconds if tracked else None
+        written = self._store.mark_sent(
+            rid,
+            token,
+            now=now,
+            message_id=result.message_id,
+            provider_status=result.provider_status,
+            cost=cost,
+            report_due=report_due,
+        )
+        if not written:
+            logger.warning("status record changed while sending; sent state not written", extra=log)
+        logger.info("sms sent", extra={**log, "message_id": result.message_id, "parts": parts})
+        return RecordResult(rid, "sent", parts=parts, cost=cost)
+
+    def _back_off(
+        self, request: SmsRequest, token: str, attempts: int, result: SendResult, log: dict[str, Any]
+    ) -> RecordResult:
+        """Certainly not sent: again later with exponential back-off (the deferral adds jitter), until the
+        last attempt, which fails as `retries_exhausted` naming the last answer."""
+        rid, now = request.request_id, self._clock()
+        error_code = result.error_code or ErrorCode.PROVIDER_ERROR
+        error_message = result.error_message or error_code
         if attempts >= self._settings.max_send_attempts:
             message = f"not sent after {attempts} attempts; the last answer: {error_code}: {error_message}"
-            self._store.mark_failed(rid, token, now=now, error_code="retries_exhausted", error_message=message,
-                                    provider_status=result.provider_status)  # fmt: skip
+            self._store.mark_failed(
+                rid,
+                token,
+                now=now,
+                error_code=ErrorCode.RETRIES_EXHAUSTED,
+                error_message=message,
+                provider_status=result.provider_status,
+            )
             logger.error("sms not sent after every attempt", extra={**log, "error_code": error_code})
-            return RecordResult(rid, "failed", "retries_exhausted")
-        # Certainly not sent: try again later, with exponential back-off (the deferral adds jitter).
+            return RecordResult(rid, "failed", ErrorCode.RETRIES_EXHAUSTED)
         self._release(request, token, error_code, error_message, log)
         backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
         return RecordResult(rid, "deferred", error_code, retry_at=now + backoff)
@@ -229,7 +261,7 @@ class RecordKeeper:
                 "an earlier attempt ended without recording its outcome",
             )
             logger.error("abandoned attempt found; not resending", extra=log)
-            return RecordResult(request.request_id, "maybe_sent", "maybe_sent")
+            return RecordResult(request.request_id, "maybe_sent", ErrorCode.MAYBE_SENT)
         status = existing.status if existing is not None else None
         logger.info("duplicate request_id; not sending again", extra={**log, "existing_status": status})
         return RecordResult(request.request_id, "duplicate")

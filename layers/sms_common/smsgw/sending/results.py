@@ -10,9 +10,19 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from smsgw.observability import metrics
 
 Disposition = Literal[
-    "sent", "failed", "invalid", "duplicate", "retry", "maybe_sent", "held", "deferred", "scheduled", "cancelled",
-    "cancel_too_late", "handed_on",
-]  # fmt: skip
+    "sent",
+    "failed",
+    "invalid",
+    "duplicate",
+    "retry",
+    "maybe_sent",
+    "held",
+    "deferred",
+    "scheduled",
+    "cancelled",
+    "cancel_too_late",
+    "handed_on",
+]
 
 METRIC_BY_DISPOSITION: dict[Disposition, str] = {
     "sent": "MessagesSent",

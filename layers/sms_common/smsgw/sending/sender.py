@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from smsgw.credentials import CredentialsError
 from smsgw.deferral import pin_request_id
+from smsgw.errors import ErrorCode
 from smsgw.limiter import Grant
 from smsgw.message import (
     CancelRequest,
@@ -54,19 +55,26 @@ class Sender(BulkSender):
             if claim.token is None:
                 return self._duplicate(request, claim.existing, log)
             parked = pin_request_id(body, request.request_id, deadline)  # keeps its identity and deadline
-            return self._hold(request, claim.token, parked, "balance_low", "the account balance is below the floor",
-                              log, attempted=False)  # fmt: skip
+            return self._hold(
+                request,
+                claim.token,
+                parked,
+                ErrorCode.BALANCE_LOW,
+                "the account balance is below the floor",
+                log,
+                attempted=False,
+            )
 
         # The record is claimed only once the message can go: credentials in hand, a sender ID known.
         try:
             credentials = self._credentials.get()  # every failure comes as CredentialsError
         except CredentialsError as exc:
-            return self._not_ready(request, "credentials_unavailable", str(exc), log)
+            return self._not_ready(request, ErrorCode.CREDENTIALS_UNAVAILABLE, str(exc), log)
         outbound = self._outbound(request, credentials)
         if outbound is None:
             return self._not_ready(
                 request,
-                "missing_sender_id",
+                ErrorCode.MISSING_SENDER_ID,
                 "no sender_id in the message, the credentials secret or DEFAULT_SENDER_ID",
                 log,
             )
@@ -77,12 +85,13 @@ class Sender(BulkSender):
 
         send = functools.partial(self._send_one, request, outbound)
         result = self._call(send, credentials, log, request.priority)
-        if result.error_code == "insufficient_balance" and self._gate.enabled:
+        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
             cost = request.segmentation.parts * self._settings.price_per_part
             self._gate.close("the provider answered insufficient balance", now=self._clock(), need=cost)
             parked = pin_request_id(body, request.request_id, deadline)
-            held = self._hold(request, token, parked, "insufficient_balance", result.error_message or "", log,
-                              attempted=True)  # fmt: skip
+            held = self._hold(
+                request, token, parked, ErrorCode.INSUFFICIENT_BALANCE, result.error_message or "", log, attempted=True
+            )
             return replace(held, provider_reached=True)
         return self._settle(request, token, claim.attempts, result, log)
 

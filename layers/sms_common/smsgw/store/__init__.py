@@ -1,4 +1,5 @@
-"""The status table (README, "The status record"): the only module that touches it (the limiter has the control table).
+"""The status table (docs/contract.md, "The status record"): the only module that touches it (the limiter
+has the control table).
 
 The status record is also the idempotency record. `claim` is one conditional write that either
 creates the record as `sending` or takes back a record whose previous attempt certainly did not reach
@@ -12,8 +13,9 @@ abandoned), `sqs_message_id`, `updated_at`, `expires_at` (the TTL attribute), `p
 work queue below), `payload` (a held message's SQS body), `report_checks`.
 """
 
-from smsgw.store.base import BULK, DUE, PARENT, PARENT_INDEX, TTL_ATTRIBUTE, WORK, WORK_INDEX, Claim, iso
+from smsgw.store.base import DUE, PARENT, PARENT_INDEX, TTL_ATTRIBUTE, WORK, WORK_INDEX, Claim, iso
 from smsgw.store.cancel import MessageStore
+from smsgw.transitions import BULK
 
 __all__ = [
     "BULK",

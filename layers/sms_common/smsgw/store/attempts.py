@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from smsgw.errors import ErrorCode
 from smsgw.message import SmsRequest, bounded
 from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store.base import (
@@ -18,6 +19,7 @@ from smsgw.store.base import (
     _pending,
     iso,
 )
+from smsgw.transitions import Change
 
 
 class Attempts(TableBase):
@@ -55,15 +57,7 @@ class Attempts(TableBase):
         sets.update({name: value for name, value in optional.items() if value is not None})
         claimed, item = self._transition(
             request.request_id,
-            # A scheduled record is taken when its message comes back due (the send path checks the time).
-            when="attribute_not_exists(request_id) OR #status = :scheduled"
-            " OR (#status = :sending AND attempt_state IN (:released, :held))",
-            when_values={
-                ":scheduled": Status.SCHEDULED,
-                ":sending": Status.SENDING,
-                ":released": AttemptState.RELEASED,
-                ":held": AttemptState.HELD,
-            },
+            Change.CLAIM,
             sets=sets,
             sets_if_absent={"created_at": iso(now)},
             add={"attempts": 1},
@@ -111,14 +105,7 @@ class Attempts(TableBase):
         add: dict[str, int] | None = None,
     ) -> bool:
         """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
-        return self._update(
-            request_id,
-            sets,
-            "claim_token = :token AND #status = :sending",
-            {":token": token, ":sending": Status.SENDING},
-            (*remove, "lease_until"),
-            add,
-        )
+        return self._update(request_id, Change.SETTLE, sets, remove=(*remove, "lease_until"), add=add, token=token)
 
     def mark_sent(
         self,
@@ -217,10 +204,10 @@ class Attempts(TableBase):
     def mark_maybe_sent(
         self, request_id: str, token: str, *, now: float, error_message: str, resolve_at: float
     ) -> bool:
-        """The provider may have sent it: keep `sending`, never resend blindly (README: maybe-sent policy)."""
+        """The provider may have sent it: keep `sending`, never resend blindly (the contract's maybe-sent policy)."""
         sets = {
             "attempt_state": AttemptState.MAYBE_SENT,
-            "error_code": "maybe_sent",
+            "error_code": ErrorCode.MAYBE_SENT,
             "error_message": bounded(error_message),
             "updated_at": iso(now),
             **_pending(DueWork(WorkKind.UNRESOLVED, resolve_at)),

@@ -10,7 +10,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from smsgw.records import FINAL_STATUSES, AttemptState, DueWork, Status, StatusRecord, WorkKind
+from smsgw.records import FINAL_STATUSES, DueWork, StatusRecord
+from smsgw.transitions import BULK, TRANSITIONS, Change, From
 
 TTL_ATTRIBUTE = "expires_at"
 # The work queue: a sparse global secondary index on (work, due_at). Only records that poll_status
@@ -19,7 +20,6 @@ WORK_INDEX, WORK, DUE = "WorkIndex", "poll_work", "due_at"
 # The numbers of a bulk request: a sparse index on (parent_id, request_id), keys only, so each child's
 # record is written to it once, when it is created.
 PARENT_INDEX, PARENT = "ParentIndex", "parent_id"
-BULK = "bulk"  # the `kind` of a bulk request's own record
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -41,14 +41,40 @@ def _number(value: float) -> Decimal:
     return Decimal(str(round(value, 4)))
 
 
-# The records poll_status publishes again when their work is due, and the state each must still be in.
-_PUBLISHED_FROM: dict[WorkKind, tuple[str, dict[str, Any]]] = {
-    WorkKind.HELD: (
-        "#status = :sending AND attempt_state = :held",
-        {":sending": Status.SENDING, ":held": AttemptState.HELD},
-    ),
-    WorkKind.SCHEDULED: ("#status = :scheduled", {":scheduled": Status.SCHEDULED}),
-}
+def _when(start: From) -> str:
+    """One source state as a condition, every part of it holding at once."""
+    if start.status is None:
+        return "attribute_not_exists(request_id)"
+    parts = [f"#status = :status_{start.status}"]
+    if start.attempt:
+        parts.append(f"attempt_state IN ({', '.join(f':attempt_{state}' for state in start.attempt)})")
+    if start.bulk:
+        parts.append("kind = :bulk")
+    if start.owned:
+        parts.append("claim_token = :token")
+    if start.lease_expired:
+        parts.append("lease_until < :now")
+    if start.without_phones:
+        parts.append("attribute_not_exists(phones)")
+    if start.not_cancel_requested:
+        parts.append("attribute_not_exists(cancel_requested_at)")
+    return " AND ".join(parts)
+
+
+def condition(change: Change) -> tuple[str, dict[str, Any]]:
+    """`change`'s ConditionExpression, built from its sources in TRANSITIONS, and the values it names (all
+    but `:token` and `:now`, which are the caller's)."""
+    sources = TRANSITIONS[change].sources
+    values: dict[str, Any] = {}
+    for start in sources:
+        if start.status is not None:
+            values[f":status_{start.status}"] = start.status
+        values.update({f":attempt_{state}": state for state in start.attempt})
+        if start.bulk:
+            values[":bulk"] = BULK
+    if len(sources) == 1:
+        return _when(sources[0]), values
+    return " OR ".join(f"({_when(start)})" for start in sources), values
 
 
 def _pending(work: DueWork) -> dict[str, Any]:
@@ -56,6 +82,12 @@ def _pending(work: DueWork) -> dict[str, Any]:
     if not work.kind.on_record:
         raise ValueError(f"{work.kind} work waits in its queue, not on the record")
     return {WORK: work.kind, DUE: _number(work.due_at)}
+
+
+def _allowed(change: Change, status: Any) -> None:
+    """A write may set only a status its change allows: the table is the state machine, not a comment."""
+    if status is not None and status not in TRANSITIONS[change].writes:
+        raise ValueError(f"a {change} write may not set the status {status}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,20 +110,29 @@ class TableBase:
     def _transition(
         self,
         request_id: str,
+        change: Change,
         *,
-        when: str,
-        when_values: dict[str, Any],
         sets: dict[str, Any],
         sets_if_absent: dict[str, Any] | None = None,
         add: dict[str, int] | None = None,
         remove: tuple[str, ...] = (),
+        token: str | None = None,
+        now: float | None = None,
     ) -> tuple[bool, dict[str, Any]]:
-        """The one way a record changes: one conditional UpdateItem, applied only when `when` holds.
+        """The one way a record changes: one conditional UpdateItem, applied only when the record is in one
+        of `change`'s source states (TRANSITIONS); `token` and `now` are what those states compare with.
 
         SET `sets` (and `sets_if_absent` where the attribute is missing), ADD `add`, REMOVE `remove`.
         Returns (True, the attributes it set) or (False, the record as it is, {} when there is none).
         """
-        names: dict[str, str] = {"#status": "status"}  # `when` may name the status (a reserved word)
+        _allowed(change, sets.get("status"))
+        when, when_values = condition(change)
+        for name, given in ((":token", token), (":now", None if now is None else _number(now))):
+            if name in when:  # each source state that compares with it needs it
+                if given is None:
+                    raise ValueError(f"a {change} write compares with {name}: pass it")
+                when_values[name] = given
+        names: dict[str, str] = {"#status": "status"} if "#status" in when else {}  # a reserved word
         values = dict(when_values)
         clauses: list[str] = []
         for n, (name, value) in enumerate(sets.items()):
@@ -128,11 +169,13 @@ class TableBase:
     def _create(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Put `item` only if its request_id has no record yet: None when created, else that record ({} if
         DynamoDB did not return it)."""
+        _allowed(Change.CREATE, item.get("status"))
+        when, _ = condition(Change.CREATE)
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=_values(item),
-                ConditionExpression="attribute_not_exists(request_id)",
+                ConditionExpression=when,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as exc:
@@ -144,16 +187,16 @@ class TableBase:
     def _update(
         self,
         request_id: str,
+        change: Change,
         sets: dict[str, Any],
-        condition: str,
-        condition_values: dict[str, Any],
+        *,
         remove: tuple[str, ...] = (),
         add: dict[str, int] | None = None,
+        token: str | None = None,
+        now: float | None = None,
     ) -> bool:
         """`_transition`, answering only whether it applied."""
-        return self._transition(
-            request_id, when=condition, when_values=condition_values, sets=sets, add=add, remove=remove
-        )[0]
+        return self._transition(request_id, change, sets=sets, add=add, remove=remove, token=token, now=now)[0]
 
     def _batch_get(
         self, request_ids: list[str], rounds: int = 3, **options: Any
@@ -185,6 +228,7 @@ class TableBase:
         """Which of these request_ids have a final record (a cancelled one, say): one BatchGetItem for a
         batch, reading only the key and the status. Keys DynamoDB still leaves unprocessed count as not final
         (their messages then take capacity and meet the final record at their claim)."""
-        items, _ = self._batch_get(request_ids, ProjectionExpression="request_id, #status",
-                                   ExpressionAttributeNames={"#status": "status"})  # fmt: skip
+        items, _ = self._batch_get(
+            request_ids, ProjectionExpression="request_id, #status", ExpressionAttributeNames={"#status": "status"}
+        )
         return {item["request_id"]["S"] for item in items if item.get("status", {}).get("S") in FINAL_STATUSES}

@@ -7,7 +7,6 @@ from typing import Any
 from smsgw.message import BulkRequest, bounded
 from smsgw.records import AttemptState, Status, StatusRecord
 from smsgw.store.base import (
-    BULK,
     DUE,
     PARENT,
     PARENT_INDEX,
@@ -18,6 +17,7 @@ from smsgw.store.base import (
     iso,
 )
 from smsgw.store.work import PendingWork
+from smsgw.transitions import BULK, Change
 
 
 class BulkRecords(PendingWork):
@@ -47,14 +47,7 @@ class BulkRecords(PendingWork):
             sets.update({k: v for k, v in (("sender_id", head.sender_id), ("campaign_id", head.campaign_id)) if v})
         opened, item = self._transition(
             bulk.request_id,
-            when="attribute_not_exists(request_id) OR #status = :scheduled"
-            " OR (#status = :sending AND kind = :bulk AND attempt_state = :in_flight)",
-            when_values={
-                ":scheduled": Status.SCHEDULED,
-                ":sending": Status.SENDING,
-                ":bulk": BULK,
-                ":in_flight": AttemptState.IN_FLIGHT,
-            },
+            Change.OPEN_BULK,
             sets=sets,
             sets_if_absent={"created_at": iso(now), "attempts": 0},
             remove=(WORK, DUE, "payload"),
@@ -73,17 +66,12 @@ class BulkRecords(PendingWork):
             "final_at": iso(now),
             "updated_at": iso(now),
         }
-        return self._update(
-            request_id, sets, "#status = :sending AND kind = :bulk", {":sending": Status.SENDING, ":bulk": BULK}
-        )
+        return self._update(request_id, Change.BULK_PROGRESS, sets)
 
     def handed_on(self, request_id: str, *, now: float) -> bool:
         """Every number of the bulk request is in a chunk of its own queue: a later copy is a duplicate."""
         return self._update(
-            request_id,
-            {"attempt_state": AttemptState.DONE, "updated_at": iso(now)},
-            "#status = :sending AND kind = :bulk",
-            {":sending": Status.SENDING, ":bulk": BULK},
+            request_id, Change.BULK_PROGRESS, {"attempt_state": AttemptState.DONE, "updated_at": iso(now)}
         )
 
     def children(self, parent_id: str, page_size: int = 100) -> list[StatusRecord]:

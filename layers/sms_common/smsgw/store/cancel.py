@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from smsgw.errors import ErrorCode
 from smsgw.records import AttemptState, CancelResult, Status, StatusRecord
 from smsgw.store.base import (
-    BULK,
     DUE,
     PARENT,
     TTL_ATTRIBUTE,
@@ -14,10 +14,11 @@ from smsgw.store.base import (
     iso,
 )
 from smsgw.store.bulk import BulkRecords
+from smsgw.transitions import Change
 
 
 class MessageStore(BulkRecords):
-    """The status table (README, "The status record"), changed only through conditional transitions."""
+    """The status table (docs/contract.md, "The status record"), changed only through conditional transitions."""
 
     def cancel(
         self,
@@ -40,19 +41,8 @@ class MessageStore(BulkRecords):
         a bulk request cancelled before its record exists gets one that names its request and phone."""
         cancelled, item = self._cancel(
             request_id,
+            Change.CANCEL,
             now=now,
-            # A bulk request handed on before its numbers were kept on its record (sending, no phones): its
-            # chunks cancel those of its numbers that have not gone (their records say which went).
-            when="attribute_not_exists(request_id) OR #status = :scheduled"
-            " OR (#status = :sending AND (attempt_state IN (:released, :held)"
-            " OR (kind = :bulk AND attribute_not_exists(phones))))",
-            when_values={
-                ":scheduled": Status.SCHEDULED,
-                ":sending": Status.SENDING,
-                ":released": AttemptState.RELEASED,
-                ":held": AttemptState.HELD,
-                ":bulk": BULK,
-            },
             message="cancelled by its producer before it went to the provider",
             created={name: value for name, value in ((PARENT, parent_id), ("phone", phone)) if value is not None},
         )
@@ -73,9 +63,8 @@ class MessageStore(BulkRecords):
         gone = f"; {total - stopped} of its {total} numbers had gone and go on" if stopped < total else ""
         cancelled, _ = self._cancel(
             request_id,
+            Change.BULK_PROGRESS,
             now=now,
-            when="#status = :sending AND kind = :bulk",
-            when_values={":sending": Status.SENDING, ":bulk": BULK},
             message=f"cancelled by its producer before its numbers went to the provider{gone}",
         )
         return CancelResult.CANCELLED if cancelled else None
@@ -83,22 +72,20 @@ class MessageStore(BulkRecords):
     def _cancel(
         self,
         request_id: str,
+        change: Change,
         *,
         now: float,
-        when: str,
-        when_values: dict[str, Any],
         message: str,
         created: dict[str, Any] | None = None,
     ) -> tuple[bool, dict[str, Any]]:
-        """To `cancelled` when `when` holds; `created` is written only where the record had none of it."""
+        """To `cancelled` by `change`; `created` is written only where the record had none of it."""
         return self._transition(
             request_id,
-            when=when,
-            when_values=when_values,
+            change,
             sets={
                 "status": Status.CANCELLED,
                 "attempt_state": AttemptState.DONE,
-                "error_code": "cancelled",
+                "error_code": ErrorCode.CANCELLED,
                 "error_message": message,
                 "cancel_requested_at": iso(now),
                 "cancel_result": CancelResult.CANCELLED,
@@ -118,8 +105,7 @@ class MessageStore(BulkRecords):
         """The cancel came after the message went (or may have): written on its record, which goes on."""
         refused, _ = self._transition(
             request_id,
-            when="attribute_exists(request_id) AND attribute_not_exists(cancel_requested_at) AND #status <> :cancelled",
-            when_values={":cancelled": Status.CANCELLED},
+            Change.TOO_LATE,
             sets={"cancel_requested_at": iso(now), "cancel_result": CancelResult.TOO_LATE, "updated_at": iso(now)},
         )
         return CancelResult.TOO_LATE if refused else None

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from smsgw.errors import ErrorCode
 from smsgw.message import BulkRequest, SmsRequest, bounded
 from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
 from smsgw.store.attempts import Attempts
 from smsgw.store.base import (
-    _PUBLISHED_FROM,
-    BULK,
     DUE,
     TTL_ATTRIBUTE,
     WORK,
@@ -21,6 +20,10 @@ from smsgw.store.base import (
     _values,
     iso,
 )
+from smsgw.transitions import BULK, Change
+
+# The records poll_status publishes again when their work is due, and the change that takes them off the work queue.
+_PUBLISHED_BY = {WorkKind.HELD: Change.PUBLISH_HELD, WorkKind.SCHEDULED: Change.PUBLISH_SCHEDULED}
 
 
 class PendingWork(Attempts):
@@ -110,40 +113,28 @@ class PendingWork(Attempts):
         if error_code:
             sets["error_code"] = error_code
             sets["error_message"] = bounded(error_message or error_code)
-        return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, remove=(WORK, DUE))
+        return self._update(request_id, Change.REPORT, sets, remove=(WORK, DUE))
 
     def postpone_report(self, request_id: str, *, now: float, due: float, provider_status: str | None) -> bool:
         """Still no final report: look again at `due`. False when the record is no longer `sent`."""
         sets: dict[str, Any] = {"updated_at": iso(now), **_pending(DueWork(WorkKind.REPORT, due))}
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._update(request_id, sets, "#status = :sent", {":sent": Status.SENT}, add={"report_checks": 1})
+        return self._update(request_id, Change.REPORT, sets, add={"report_checks": 1})
 
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
         """A maybe-sent record past its grace period, or an attempt that ended without recording its outcome
-        (still in flight after its lease): `unknown` with `outcome_unknown` (README policy)."""
+        (still in flight after its lease): `unknown` with `outcome_unknown` (the contract's policy)."""
         sets = {
             "status": Status.UNKNOWN,
             "attempt_state": AttemptState.DONE,
-            "error_code": "outcome_unknown",
+            "error_code": ErrorCode.OUTCOME_UNKNOWN,
             "error_message": bounded(error_message),
             "final_at": iso(now),
             "updated_at": iso(now),
         }
-        return self._update(
-            request_id,
-            sets,
-            "#status = :sending AND (attempt_state = :maybe OR (attempt_state = :in_flight AND lease_until < :now))",
-            {
-                ":sending": Status.SENDING,
-                ":maybe": AttemptState.MAYBE_SENT,
-                ":in_flight": AttemptState.IN_FLIGHT,
-                ":now": _number(now),
-            },
-            remove=(WORK, DUE, "lease_until"),
-        )
+        return self._update(request_id, Change.RESOLVE, sets, remove=(WORK, DUE, "lease_until"), now=now)
 
     def published_again(self, request_id: str, kind: WorkKind, *, now: float) -> bool:
         """A held or scheduled message was published again: off the work queue; its delivery claims it."""
-        when, values = _PUBLISHED_FROM[kind]
-        return self._update(request_id, {"updated_at": iso(now)}, when, values, remove=(WORK, DUE))
+        return self._update(request_id, _PUBLISHED_BY[kind], {"updated_at": iso(now)}, remove=(WORK, DUE))
