@@ -76,38 +76,30 @@ def _epoch(value: Any) -> float | None:
         return None
 
 
+@dataclass(eq=False)
 class Poller:
-    def __init__(
-        self,
-        settings: Settings,
-        store: MessageStore,
-        provider: Provider,
-        credentials: CredentialSource,
-        gate: BalanceGate,
-        sqs: Any,
-        limiter: RateLimiter,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._settings = settings
-        self._store = store
-        self._provider = provider
-        self._credentials = credentials
-        self._gate = gate
-        self._sqs = sqs
-        self._limiter = limiter
-        self._clock = clock
-        self._pool = ThreadPoolExecutor(max_workers=settings.poll_concurrency, thread_name_prefix="poll")
+    settings: Settings
+    store: MessageStore
+    provider: Provider
+    credentials: CredentialSource
+    gate: BalanceGate
+    sqs: Any
+    limiter: RateLimiter
+    clock: Callable[[], float] = time.time
+
+    def __post_init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=self.settings.poll_concurrency, thread_name_prefix="poll")
 
     def run(self, deadline: float) -> PollSummary:
         summary = PollSummary()
         try:
-            credentials = self._credentials.get()
+            credentials = self.credentials.get()
         except CredentialsError as exc:
             logger.error("cannot poll: credentials unavailable", extra={"error": str(exc)})
             credentials = None
         if credentials is not None:
             self._check_balance(credentials, summary)
-        if self._gate.enabled and self._gate.is_open():
+        if self.gate.enabled and self.gate.is_open():
             summary.republished = self._publish_due(WorkKind.HELD, deadline, summary)
         summary.scheduled_published = self._publish_due(WorkKind.SCHEDULED, deadline, summary)
         self._resolve_maybe_sent(deadline, summary)
@@ -120,33 +112,33 @@ class Poller:
     def _check_balance(self, credentials: Any, summary: PollSummary) -> None:
         # Every check is a call of the account's limit (every minute would be 14 % of the day's 10,000):
         # every BALANCE_CHECK_SECONDS while the gate is open, every run while it is closed.
-        if self._gate.is_open() and not self._limiter.claim_balance_check(self._settings.balance_check_seconds):
+        if self.gate.is_open() and not self.limiter.claim_balance_check(self.settings.balance_check_seconds):
             return
-        if not self._limiter.acquire(Lane.CONTROL).granted:
+        if not self.limiter.acquire(Lane.CONTROL).granted:
             logger.warning("no capacity for a balance check this run")
             return
-        result = self._provider.balance(credentials)
+        result = self.provider.balance(credentials)
         if result.outcome is Outcome.THROTTLED:
-            self._limiter.throttled(None)
+            self.limiter.throttled(None)
         if result.auth_failed:
             try:
-                result = self._provider.balance(self._credentials.refresh())
+                result = self.provider.balance(self.credentials.refresh())
             except CredentialsError as exc:  # the rest of the run (maybe-sent, held) still has work to do
                 logger.error("cannot re-read the credentials", extra={"error": str(exc)})
         if result.balance is None:
             logger.warning("balance unavailable", extra={"error_code": result.error_code})
             return
         summary.balance = result.balance
-        floor = self._settings.balance_floor
-        was_open = self._gate.is_open()
+        floor = self.settings.balance_floor
+        was_open = self.gate.is_open()
         # A closed gate opens at what the waiting messages need: the floor, or the price of the one the
         # provider refused if that is more. Opening below it would refuse that message and close again.
-        needed = floor if was_open else self._gate.needed(floor)
+        needed = floor if was_open else self.gate.needed(floor)
         summary.balance_needed = needed
         if result.balance < floor and was_open:
-            self._gate.close(f"balance below the floor of {floor:g}", balance=result.balance, now=self._clock())
+            self.gate.close(f"balance below the floor of {floor:g}", balance=result.balance, now=self.clock())
         elif result.balance >= needed and not was_open:
-            self._gate.open(result.balance, now=self._clock())
+            self.gate.open(result.balance, now=self.clock())
         elif not was_open:
             logger.warning("balance gate stays closed", extra={"balance": result.balance, "needed": needed})
         summary.gate_open = result.balance >= needed
@@ -156,8 +148,8 @@ class Poller:
         """Held messages (the gate is open again) and scheduled ones (their time has come) whose work is due
         go back to their queue, as the same request; their delivery claims them. Returns how many."""
         published = 0
-        for item in self._store.due(kind, self._clock()):
-            if self._clock() >= deadline:
+        for item in self.store.due(kind, self.clock()):
+            if self.clock() >= deadline:
                 summary.stopped_early = "time"
                 break
             if item.payload is None:  # hold() and schedule() always keep the body: changed by hand
@@ -169,14 +161,14 @@ class Poller:
             # Publish first, then take it off the work queue: a crash in between publishes it twice,
             # and the claim on request_id makes the second copy a harmless duplicate.
             self._publish(item, pin_request_id(item.payload, item.request_id))
-            self._store.published_again(item.request_id, kind, now=self._clock())
+            self.store.published_again(item.request_id, kind, now=self.clock())
             published += 1
         return published
 
     def _publish(self, item: StatusRecord, body: str) -> None:
-        high = item.priority == "high" and self._settings.priority_queue_url
-        queue = self._settings.priority_queue_url if high else self._settings.send_queue_url
-        self._sqs.send_message(QueueUrl=queue, MessageBody=body)
+        high = item.priority == "high" and self.settings.priority_queue_url
+        queue = self.settings.priority_queue_url if high else self.settings.send_queue_url
+        self.sqs.send_message(QueueUrl=queue, MessageBody=body)
 
     # --- 3. maybe-sent messages -------------------------------------------------------------
     def _resolve_maybe_sent(self, deadline: float, summary: PollSummary) -> None:
@@ -188,73 +180,73 @@ class Poller:
             "an attempt ended without recording its outcome (a timeout or a crash); "
             "the SMS may have been sent and was not resent to avoid a duplicate"
         )
-        for item in self._store.due(WorkKind.UNRESOLVED, self._clock()):
-            if self._clock() >= deadline:
+        for item in self.store.due(WorkKind.UNRESOLVED, self.clock()):
+            if self.clock() >= deadline:
                 summary.stopped_early = "time"
                 return
-            now = self._clock()
+            now = self.clock()
             message = abandoned if item.attempt_state == AttemptState.IN_FLIGHT else lost
-            if self._store.resolve_maybe_sent(item.request_id, now=now, error_message=message):
+            if self.store.resolve_maybe_sent(item.request_id, now=now, error_message=message):
                 summary.resolved_unknown_outcome += 1
                 summary.unknown += 1
                 metrics.add_metric(name="MessagesUnknown", unit=MetricUnit.Count, value=1)
 
     # --- 4. delivery reports ----------------------------------------------------------------
     def _poll_reports(self, credentials: Any, deadline: float, summary: PollSummary) -> None:
-        chunk_size = self._settings.poll_concurrency * 2
-        now = self._clock()
+        chunk_size = self.settings.poll_concurrency * 2
+        now = self.clock()
         start: dict[str, Any] | None = None
         while True:
-            if self._clock() >= deadline:
+            if self.clock() >= deadline:
                 summary.stopped_early = "time"
                 return
             # Capacity first, then read exactly that many records: a run reads only the work it does.
-            grant = self._limiter.acquire(Lane.REPORT, chunk_size)
+            grant = self.limiter.acquire(Lane.REPORT, chunk_size)
             granted = grant.granted
             if not granted:  # sending has the capacity now; the rest stays due for the next run
                 summary.stopped_early = "capacity"
                 return
-            chunk, start = self._store.due_page(WorkKind.REPORT, now, granted, start)
+            chunk, start = self.store.due_page(WorkKind.REPORT, now, granted, start)
             lookups = sum(1 for item in chunk if self._needs_lookup(item))
-            self._limiter.release(grant, granted - lookups)  # past the window or no message id: no call made
-            outcomes = list(self._pool.map(functools.partial(self._check_one, credentials), chunk))
+            self.limiter.release(grant, granted - lookups)  # past the window or no message id: no call made
+            outcomes = list(self.pool.map(functools.partial(self._check_one, credentials), chunk))
             for _, result in outcomes:
                 self._tally(result, summary)
             if any(result.get("throttled") for _, result in outcomes):
-                self._limiter.throttled(None)
+                self.limiter.throttled(None)
                 summary.stopped_early = "throttled"
                 return
             if start is None:
                 return
 
     def _needs_lookup(self, item: StatusRecord) -> bool:
-        sent_at = _epoch(item.sent_at) or self._clock()
-        expired = self._clock() >= sent_at + self._settings.tracking_window_hours * 3600
+        sent_at = _epoch(item.sent_at) or self.clock()
+        expired = self.clock() >= sent_at + self.settings.tracking_window_hours * 3600
         return bool(item.message_id) and not expired
 
     def _check_one(self, credentials: Any, item: StatusRecord) -> tuple[bool, dict[str, Any]]:
         """Look at one `sent` record. Returns (whether the provider was called, what happened)."""
-        now = self._clock()
+        now = self.clock()
         request_id = item.request_id
         sent_at = _epoch(item.sent_at) or now
-        expired = now >= sent_at + self._settings.tracking_window_hours * 3600
+        expired = now >= sent_at + self.settings.tracking_window_hours * 3600
         message_id = item.message_id
         if not message_id or expired or item.report_checks >= MAX_REPORT_LOOKUPS:
             return False, self._finish(item, Status.UNKNOWN, now, item.provider_status)
-        report = self._provider.delivery_report(str(message_id), str(item.phone), credentials)
+        report = self.provider.delivery_report(str(message_id), str(item.phone), credentials)
         if report.state is None:
             # The lookup itself failed: throttling ends this run's polling (and the message looks again
             # soon); other failures back off like a pending report, so one message cannot spend the
             # account's limit; failures in a row count toward the outage cool-down that sending shares.
             if outage_sign(report.outcome, report.error_code):
-                self._limiter.provider_failed()
+                self.limiter.provider_failed()
             else:
-                self._limiter.provider_answered()
+                self.limiter.provider_answered()
             throttled = report.outcome is Outcome.THROTTLED
-            retry_at = now + self._settings.report_delay_seconds if throttled else self._next_look(item, now)
-            self._store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
+            retry_at = now + self.settings.report_delay_seconds if throttled else self._next_look(item, now)
+            self.store.postpone_report(request_id, now=now, due=retry_at, provider_status=None)
             return True, {"pending": True, "throttled": throttled}
-        self._limiter.provider_answered()
+        self.limiter.provider_answered()
         if report.state is DeliveryState.DELIVERED:
             return True, self._finish(item, Status.DELIVERED, now, report.provider_status, sent_at=sent_at)
         if report.state is DeliveryState.FAILED:
@@ -262,15 +254,15 @@ class Poller:
                 item, Status.FAILED, now, report.provider_status, report.error_code, report.error_message
             )
         due = self._next_look(item, now)
-        self._store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
+        self.store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
         return True, {"pending": True}
 
     def _next_look(self, item: StatusRecord, now: float) -> float:
         """When to look at a report again: later with every look, never past the tracking window."""
         checks = item.report_checks
-        backoff = self._settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
+        backoff = self.settings.report_delay_seconds * REPORT_SCHEDULE[min(checks, len(REPORT_SCHEDULE) - 1)]
         sent_at = _epoch(item.sent_at) or now
-        return min(now + backoff, sent_at + self._settings.tracking_window_hours * 3600)
+        return min(now + backoff, sent_at + self.settings.tracking_window_hours * 3600)
 
     def _finish(
         self,
@@ -282,7 +274,7 @@ class Poller:
         error_message: str | None = None,
         sent_at: float | None = None,
     ) -> dict[str, Any]:
-        written = self._store.finish_report(
+        written = self.store.finish_report(
             item.request_id,
             status,
             now=now,
@@ -325,8 +317,8 @@ class Poller:
     def run_within(self, context: Any) -> PollSummary:
         """One scheduled run, ending early enough that an in-flight provider call still fits before the timeout."""
         remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else DEFAULT_RUN_SECONDS
-        reserve = self._settings.connect_timeout + self._settings.read_timeout + 5.0
-        return self.run(self._clock() + max(remaining - reserve, remaining * 0.5))
+        reserve = self.settings.connect_timeout + self.settings.read_timeout + 5.0
+        return self.run(self.clock() + max(remaining - reserve, remaining * 0.5))
 
     def _emit(self, summary: PollSummary) -> None:
         if summary.balance is not None:

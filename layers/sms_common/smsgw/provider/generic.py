@@ -6,6 +6,7 @@ from typing import Any
 
 from smsgw.credentials import Credentials
 from smsgw.errors import ErrorCode, Outcome
+from smsgw.provider import common
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
@@ -13,16 +14,6 @@ from smsgw.provider.base import (
     OutboundBulk,
     OutboundSms,
     SendResult,
-)
-from smsgw.provider.common import (
-    FINAL_FAILURES,
-    IP_NOT_ALLOWED_HINT,
-    by_http_status,
-    ip_not_allowed,
-    letters,
-    retry_after,
-    text,
-    to_float,
 )
 from smsgw.provider.http import HttpClient, TransportError
 
@@ -70,13 +61,16 @@ class GenericProvider:
         return {"api_key": credentials.api_key, "username": credentials.username, "password": credentials.password}
 
     def _classify_error(self, body: dict[str, Any], word: str, status: int, headers: dict[str, str]) -> SendResult:
-        code = text(body.get("error_code"))
-        detail = text(body.get("error_message")) or text(body.get("error")) or word
+        code = common.text(body.get("error_code"))
+        detail = common.text(body.get("error_message")) or common.text(body.get("error")) or word
         error_code = ERROR_CODES.get(code or "") or ERROR_WORDS.get(word) or ErrorCode.PROVIDER_ERROR
         if status == 429:
             error_code = ErrorCode.RATE_LIMITED
-        if error_code is ErrorCode.AUTHENTICATION_FAILED and ip_not_allowed(detail):
-            error_code, detail = ErrorCode.IP_NOT_ALLOWED, f"{detail}: {IP_NOT_ALLOWED_HINT}"  # no key can cure it
+        if error_code is ErrorCode.AUTHENTICATION_FAILED and common.ip_not_allowed(detail):
+            error_code, detail = (
+                ErrorCode.IP_NOT_ALLOWED,
+                f"{detail}: {common.IP_NOT_ALLOWED_HINT}",
+            )  # no key can cure it
         outcome = error_code.outcome
         return SendResult(
             outcome,
@@ -84,7 +78,7 @@ class GenericProvider:
             error_code=error_code,
             error_message=detail,
             auth_failed=error_code is ErrorCode.AUTHENTICATION_FAILED,
-            retry_after=retry_after(headers) if outcome is Outcome.THROTTLED else None,
+            retry_after=common.retry_after(headers) if outcome is Outcome.THROTTLED else None,
         )
 
     def send_bulk(self, bulk: OutboundBulk, credentials: Credentials) -> SendResult:
@@ -110,17 +104,17 @@ class GenericProvider:
         except TransportError as exc:
             return SendResult(exc.outcome, error_code=exc.code, error_message=exc.detail)
         body = response.json()
-        word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
+        word = (common.text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
         if not isinstance(body, dict) or not word:
-            return by_http_status(response)
+            return common.by_http_status(response)
         if word in SUCCESS:
             if response.status == 429:
-                return by_http_status(response)
+                return common.by_http_status(response)
             return SendResult(
                 Outcome.ACCEPTED,
-                message_id=text(body.get("message_id")),
+                message_id=common.text(body.get("message_id")),
                 provider_status=word,
-                cost=to_float(body.get("cost")),
+                cost=common.to_float(body.get("cost")),
             )
         return self._classify_error(body, word, response.status, response.headers)
 
@@ -130,14 +124,16 @@ class GenericProvider:
         except TransportError as exc:
             return BalanceResult(None, Outcome.NOT_SENT, ErrorCode.TRANSPORT_ERROR, exc.detail)
         body = response.json()
-        if isinstance(body, dict) and (text(body.get("status")) or "").lower() in SUCCESS:
-            amount = to_float(body.get("balance"))
+        if isinstance(body, dict) and (common.text(body.get("status")) or "").lower() in SUCCESS:
+            amount = common.to_float(body.get("balance"))
             if amount is not None:
                 return BalanceResult(amount, Outcome.ACCEPTED)
         failure = (
-            self._classify_error(body, (text(body.get("status")) or "").lower(), response.status, response.headers)
+            self._classify_error(
+                body, (common.text(body.get("status")) or "").lower(), response.status, response.headers
+            )
             if isinstance(body, dict) and body.get("status")
-            else by_http_status(response)
+            else common.by_http_status(response)
         )
         return BalanceResult(None, failure.outcome, failure.error_code, failure.error_message, failure.auth_failed)
 
@@ -151,12 +147,12 @@ class GenericProvider:
                 None, Outcome.NOT_SENT, error_code=ErrorCode.TRANSPORT_ERROR, error_message=exc.detail
             )
         body = response.json()
-        word = (text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
+        word = (common.text(body.get("status")) or "").lower() if isinstance(body, dict) else ""
         if not isinstance(body, dict) or not word or (word == "error" and body.get("error_code")):
             failure = (
                 self._classify_error(body, word, response.status, response.headers)
                 if word
-                else by_http_status(response)
+                else common.by_http_status(response)
             )
             return DeliveryReport(
                 None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
@@ -165,6 +161,6 @@ class GenericProvider:
         if state is not DeliveryState.FAILED:
             return DeliveryReport(state, Outcome.ACCEPTED, provider_status=word)
         # The guide gives no reason field; an operator word in `error` is used when there is one.
-        reason = text(body.get("error")) or word
-        code = FINAL_FAILURES.get(letters(reason), "undelivered")
+        reason = common.text(body.get("error")) or word
+        code = common.FINAL_FAILURES.get(common.letters(reason), "undelivered")
         return DeliveryReport(state, Outcome.ACCEPTED, provider_status=word, error_code=code, error_message=reason)

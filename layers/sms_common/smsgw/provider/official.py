@@ -6,6 +6,7 @@ from typing import Any
 
 from smsgw.credentials import Credentials
 from smsgw.errors import ErrorCode, Outcome
+from smsgw.provider import common
 from smsgw.provider.base import (
     BalanceResult,
     DeliveryReport,
@@ -13,16 +14,6 @@ from smsgw.provider.base import (
     OutboundBulk,
     OutboundSms,
     SendResult,
-)
-from smsgw.provider.common import (
-    FINAL_FAILURES,
-    IP_NOT_ALLOWED_HINT,
-    by_http_status,
-    ip_not_allowed,
-    letters,
-    retry_after,
-    text,
-    to_float,
 )
 from smsgw.provider.http import HttpClient, HttpResponse, TransportError
 
@@ -68,19 +59,19 @@ class OfficialProvider:
     def _judge(self, response: HttpResponse) -> tuple[SendResult | None, dict[str, Any]]:
         """(None, body) when statusCode is 200; otherwise (the failure, body)."""
         body = response.json()
-        code = text(body.get("statusCode")) if isinstance(body, dict) else None
+        code = common.text(body.get("statusCode")) if isinstance(body, dict) else None
         if not isinstance(body, dict) or code is None:
-            return by_http_status(response), {}
+            return common.by_http_status(response), {}
         if code == "200" and response.status != 429:
             return None, body
-        detail = text(body.get("responseResult")) or text(body.get("status")) or f"statusCode {code}"
+        detail = common.text(body.get("responseResult")) or common.text(body.get("status")) or f"statusCode {code}"
         error_code = STATUS_CODES.get(code, ErrorCode.PROVIDER_ERROR)
         if response.status == 429:
             error_code = ErrorCode.RATE_LIMITED
-        ip_blocked = code == "401" and ip_not_allowed(detail)
+        ip_blocked = code == "401" and common.ip_not_allowed(detail)
         if ip_blocked:
             error_code = ErrorCode.IP_NOT_ALLOWED  # fresh credentials will not help: MiM must allow-list the egress IP
-            detail = f"{detail}: {IP_NOT_ALLOWED_HINT}"
+            detail = f"{detail}: {common.IP_NOT_ALLOWED_HINT}"
         outcome = Outcome.MAYBE_SENT if code in MAYBE_ACTED_ON else error_code.outcome
         return SendResult(
             outcome,
@@ -89,7 +80,7 @@ class OfficialProvider:
             error_code=error_code,
             error_message=detail,
             auth_failed=code == "401" and not ip_blocked,
-            retry_after=retry_after(response.headers) if outcome is Outcome.THROTTLED else None,
+            retry_after=common.retry_after(response.headers) if outcome is Outcome.THROTTLED else None,
         ), body
 
     def send(self, sms: OutboundSms, credentials: Credentials) -> SendResult:
@@ -146,8 +137,8 @@ class OfficialProvider:
             return failure
         return SendResult(
             Outcome.ACCEPTED,
-            message_id=text(body.get("trxnId")),
-            provider_status=text(body.get("status")) or "Success",
+            message_id=common.text(body.get("trxnId")),
+            provider_status=common.text(body.get("status")) or "Success",
         )
 
     def balance(self, credentials: Credentials) -> BalanceResult:
@@ -156,7 +147,7 @@ class OfficialProvider:
         except TransportError as exc:
             return BalanceResult(None, Outcome.NOT_SENT, ErrorCode.TRANSPORT_ERROR, exc.detail)
         failure, body = self._judge(response)
-        amount = to_float(body.get("responseResult")) if failure is None else None
+        amount = common.to_float(body.get("responseResult")) if failure is None else None
         if amount is not None:
             return BalanceResult(amount, Outcome.ACCEPTED)
         if failure is None:
@@ -183,16 +174,16 @@ class OfficialProvider:
             return DeliveryReport(
                 None, failure.outcome, failure.provider_status, failure.error_code, failure.error_message
             )
-        word = text(body.get("operatorStatus")) or ""
-        key = letters(word)
+        word = common.text(body.get("operatorStatus")) or ""
+        key = common.letters(word)
         if key == "delivered":
             return DeliveryReport(DeliveryState.DELIVERED, Outcome.ACCEPTED, provider_status=word)
-        if key in FINAL_FAILURES:
+        if key in common.FINAL_FAILURES:
             return DeliveryReport(
                 DeliveryState.FAILED,
                 Outcome.ACCEPTED,
                 provider_status=word,
-                error_code=FINAL_FAILURES[key],
+                error_code=common.FINAL_FAILURES[key],
                 error_message=word,
             )
         return DeliveryReport(DeliveryState.PENDING, Outcome.ACCEPTED, provider_status=word or None)

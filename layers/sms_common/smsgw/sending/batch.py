@@ -71,36 +71,25 @@ def unsettled(item: Inbound, result: RecordResult, later: Inbound | None) -> Inb
     return item.with_numbers(rest)
 
 
+@dataclass(eq=False)
 class BatchRunner:
     """Runs SQS batches through one sender; every collaborator is passed in (smsgw.runtime builds it)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sender: Sender,
-        store: MessageStore,
-        gate: BalanceGate,
-        limiter: RateLimiter,
-        deferrer: Deferrer,
-        pool: Executor,
-        max_numbers: int,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._clock = clock
-        self._settings = settings
-        self._sender = sender
-        self._store = store
-        self._gate = gate
-        self._limiter = limiter
-        self._deferrer = deferrer
-        self._pool = pool
-        self._max_numbers = max_numbers  # numbers the provider takes in one request (1: no bulk call)
+    settings: Settings
+    sender: Sender
+    store: MessageStore
+    gate: BalanceGate
+    limiter: RateLimiter
+    deferrer: Deferrer
+    pool: Executor
+    max_numbers: int  # numbers the provider takes in one request (1: no bulk call)
+    clock: Callable[[], float] = time.time
 
     def run(self, event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
         """Send every record of an SQS batch; report the ones to retry as batchItemFailures."""
         remaining = context.get_remaining_time_in_millis() / 1000 if context else DEFAULT_INVOCATION_SECONDS
-        lease_until = self._clock() + remaining + LEASE_MARGIN_SECONDS
-        smart = self._settings.smart_encoding
+        lease_until = self.clock() + remaining + LEASE_MARGIN_SECONDS
+        smart = self.settings.smart_encoding
         inbound = {r["messageId"]: Inbound.from_record(r, smart_encoding=smart) for r in event.get("Records", [])}
         first = first_copies(list(inbound.values()))
         plan = self.plan([item for m, item in inbound.items() if m in first])
@@ -115,7 +104,7 @@ class BatchRunner:
                 result = RecordResult(item.request_id, "duplicate")
             else:
                 work = functools.partial(self.work, item, plan, lease_until)
-                result = await asyncio.get_running_loop().run_in_executor(self._pool, work)
+                result = await asyncio.get_running_loop().run_in_executor(self.pool, work)
             emit_metrics(result)
             if result.disposition == "retry":
                 raise RetryLater(result.error_code)
@@ -128,11 +117,11 @@ class BatchRunner:
 
     def plan(self, candidates: list[Inbound]) -> BatchPlan:
         """The shared steps, once for the batch. One that fails leaves the records that need it waiting."""
-        now, max_age = self._sender.now(), self._settings.max_message_age_seconds
+        now, max_age = self.sender.now(), self.settings.max_message_age_seconds
         everyone = candidates
         unsure: set[str] = set()  # records a failed shared step leaves waiting
         # A closed gate parks messages without a provider call, so they need no capacity.
-        gate = _shared_step(self._gate.is_open, "the balance gate could not be read")
+        gate = _shared_step(self.gate.is_open, "the balance gate could not be read")
         if gate is None:
             unsure |= {item.sqs_message_id for item in candidates if calls_provider(item, max_age, now)}
         plan = BatchPlan(gate_open=gate is not False)
@@ -143,7 +132,7 @@ class BatchRunner:
         finished: set[str] = set()
         if gate and (returning | parents):
             ids = sorted(returning | parents)
-            read = _shared_step(lambda: self._store.finished(ids), "the cancel check failed")
+            read = _shared_step(lambda: self.store.finished(ids), "the cancel check failed")
             if read is None:
                 unsure |= {i.sqs_message_id for i in candidates if i.chunk_of in parents or i.request_id in returning}
             finished = read or set()
@@ -156,14 +145,14 @@ class BatchRunner:
         ]
         if gate:
             admitted = _shared_step(
-                lambda: admit(candidates, self._limiter, self._deferrer, max_age, now, self._max_numbers),
+                lambda: admit(candidates, self.limiter, self.deferrer, max_age, now, self.max_numbers),
                 "no capacity taken",
             )
             if admitted is None:
                 unsure |= {item.sqs_message_id for item in candidates if calls_provider(item, max_age, now)}
             plan.admission = admitted or plan.admission
-        retry_at = now + self._settings.retry_base_seconds
-        waiting = {item.sqs_message_id: retry_of(item, retry_at, self._deferrer) for item in everyone}
+        retry_at = now + self.settings.retry_base_seconds
+        waiting = {item.sqs_message_id: retry_of(item, retry_at, self.deferrer) for item in everyone}
         plan.admission.waiting.update({m: work for m, work in waiting.items() if m in unsure})
         return plan
 
@@ -171,7 +160,7 @@ class BatchRunner:
         """One record, in a worker thread: stopped, deferred, or handed to the sender (in part, for a chunk
         granted some of its calls)."""
         if item.sqs_message_id in plan.stopped and item.bulk is not None:
-            return self._sender.stop_chunk(item.bulk)
+            return self.sender.stop_chunk(item.bulk)
         admission = plan.admission
         wait, granted = admission.waiting.get(item.sqs_message_id), admission.partial.get(item.sqs_message_id, 0)
         if wait is not None and not granted:
@@ -181,7 +170,7 @@ class BatchRunner:
             numbers = item.bulk.children
             item, later = item.with_numbers(numbers[:granted]), item.with_numbers(numbers[granted:])
         grant = admission.grants.get(item.sqs_message_id)
-        result = self._learn(self._sender.handle(item, lease_until, gate_open=plan.gate_open, grant=grant))
+        result = self._learn(self.sender.handle(item, lease_until, gate_open=plan.gate_open, grant=grant))
         if result.disposition == "deferred":
             return self._wait_again(item, result, later, lease_until)
         if later is not None and wait is not None and result.disposition != "retry":  # a retry brings them all back
@@ -192,11 +181,11 @@ class BatchRunner:
         self, item: Inbound, result: RecordResult, later: Inbound | None, lease_until: float
     ) -> RecordResult:
         """A record the sender deferred (a throttle, a failure to retry): what has no final answer waits."""
-        retry_at = result.retry_at if result.retry_at is not None else self._clock()
+        retry_at = result.retry_at if result.retry_at is not None else self.clock()
         rest = unsettled(item, result, later)
         if rest.bulk is not None and not rest.bulk.children:
             return result
-        deferred = self.defer(rest, retry_of(rest, retry_at, self._deferrer), lease_until)
+        deferred = self.defer(rest, retry_of(rest, retry_at, self.deferrer), lease_until)
         if deferred.disposition == "deferred":
             deferred = replace(deferred, error_code=result.error_code)
         if result.children:  # a chunk's numbers: their own results (an expired rest: its own)
@@ -207,15 +196,15 @@ class BatchRunner:
     def defer(self, item: Inbound, work: DueWork, lease_until: float) -> RecordResult:
         """Back in its queue until `work` is due; or expired, when that is past its deadline."""
         rid = item.request_id
-        deadline = item.deadline(self._settings.max_message_age_seconds)
+        deadline = item.deadline(self.settings.max_message_age_seconds)
         # It would come back too late: never sent late. Not a copy of a message scheduled for later, though:
         # the service holds that message on its record, on time, and the copy is met there when it comes back.
-        early_copy = scheduled_later(item, self._sender.now())
+        early_copy = scheduled_later(item, self.sender.now())
         if deadline is not None and work.due_at >= deadline and not early_copy:
             if item.bulk is not None:
-                return self._sender.expire_chunk(item.bulk, item.sqs_message_id, lease_until)
-            return self._sender.expire(item.sms, item.sqs_message_id, lease_until)
-        delay = self._deferrer.defer(item.body, rid, item.priority, work, item.deferrals, deadline, item.chunk_of)
+                return self.sender.expire_chunk(item.bulk, item.sqs_message_id, lease_until)
+            return self.sender.expire(item.sms, item.sqs_message_id, lease_until)
+        delay = self.deferrer.defer(item.body, rid, item.priority, work, item.deferrals, deadline, item.chunk_of)
         logger.info(
             "no capacity now; the message waits in its queue",
             extra={"request_id": rid, "delay_seconds": delay, "deferrals": item.deferrals + 1},
@@ -225,11 +214,11 @@ class BatchRunner:
     def _learn(self, result: RecordResult) -> RecordResult:
         """Tell the account-wide limiter what the provider said: throttled, answered, or failing (an outage?)."""
         if result.throttled:  # trust its word over our own count
-            self._limiter.throttled(result.retry_after)
+            self.limiter.throttled(result.retry_after)
         if result.provider_reached is True:
-            self._limiter.provider_answered()
+            self.limiter.provider_answered()
         elif result.provider_reached is False:
-            ends = self._limiter.provider_failed()
+            ends = self.limiter.provider_failed()
             if ends is not None:
                 logger.error("the provider keeps failing; every caller pauses", extra={"until": iso(ends)})
                 return replace(result, cooldown_started=True)

@@ -41,7 +41,7 @@ class BulkSender(ProviderCalls):
         rid = parent.request_id
         results = self._each(functools.partial(self._cancel_number, rid), phones)
         stopped = tuple(result for result in results if result.disposition == "cancelled")
-        answer = self._store.cancel_bulk(rid, now=self._clock(), stopped=len(stopped), total=len(phones))
+        answer = self.store.cancel_bulk(rid, now=self.clock(), stopped=len(stopped), total=len(phones))
         log = {"request_id": rid, "numbers": len(phones), "stopped": len(stopped)}
         if answer is CancelResult.CANCELLED:
             logger.info("bulk request cancelled", extra=log)
@@ -56,7 +56,7 @@ class BulkSender(ProviderCalls):
         """One number of a cancelled bulk request: cancelled unless it has gone (then it goes on, unanswered:
         the request's cancel is the answer)."""
         rid = child_request_id(parent_id, phone)
-        result, _ = self._store.cancel(rid, now=self._clock(), answer_too_late=False, parent_id=parent_id, phone=phone)
+        result, _ = self.store.cancel(rid, now=self.clock(), answer_too_late=False, parent_id=parent_id, phone=phone)
         if result is CancelResult.CANCELLED:
             logger.info("sms cancelled", extra={"request_id": rid, "phone": mask_phone(phone)})
             return RecordResult(rid, "cancelled")
@@ -66,24 +66,24 @@ class BulkSender(ProviderCalls):
         """A bulk request due now: its own record, a failed record per invalid number, and its valid
         numbers published back to its queue in chunks (a chunk per provider request), each of which
         waits for capacity and is sent like one message. No provider call here, no capacity taken."""
-        rid, now = bulk.request_id, self._clock()
+        rid, now = bulk.request_id, self.clock()
         log: dict[str, Any] = {"request_id": rid, "numbers": len(bulk.children)}
-        deadline = inbound.deadline(self._settings.max_message_age_seconds)
+        deadline = inbound.deadline(self.settings.max_message_age_seconds)
         if scheduled_later(inbound, now) and bulk.children:
             return self._schedule(bulk, inbound.body, deadline, log)
-        opened, existing = self._store.open_bulk(bulk, now=now, sqs_message_id=inbound.sqs_message_id)
+        opened, existing = self.store.open_bulk(bulk, now=now, sqs_message_id=inbound.sqs_message_id)
         if not opened:
             status = existing.status if existing is not None else None
             logger.info("bulk request handed on already; not again", extra={**log, "existing_status": status})
             return RecordResult(rid, "duplicate")
         if deadline is not None and now >= deadline:  # its record says so; no number gets one
             message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
-            self._store.fail_bulk(rid, now=now, error_code=ErrorCode.EXPIRED, error_message=message)
+            self.store.fail_bulk(rid, now=now, error_code=ErrorCode.EXPIRED, error_message=message)
             logger.warning("bulk request expired before it could be sent", extra=log)
             return RecordResult(rid, "failed", ErrorCode.EXPIRED)
         invalid = []
         for child in bulk.invalid:
-            self._store.record_invalid(
+            self.store.record_invalid(
                 child.request_id,
                 child.code,
                 child.message,
@@ -92,14 +92,14 @@ class BulkSender(ProviderCalls):
                 parent_id=rid,
             )
             invalid.append(RecordResult(child.request_id, "invalid", child.code))
-        per_call = self._provider.max_numbers
-        size = max(1, min(self._settings.bulk_chunk_size, per_call if per_call > 1 else CALLS_PER_CHUNK))
+        per_call = self.provider.max_numbers
+        size = max(1, min(self.settings.bulk_chunk_size, per_call if per_call > 1 else CALLS_PER_CHUNK))
         bodies = chunk_bodies(inbound.body, bulk, size, deadline)
-        deferrer = self._deferrer
+        deferrer = self.deferrer
         if deferrer is None:
             raise ValueError("a sender without a deferrer cannot hand a bulk request on")
         deferrer.hand_on(bodies, bulk.priority, rid)
-        self._store.handed_on(rid, now=now)
+        self.store.handed_on(rid, now=now)
         logger.info("bulk request handed on in chunks", extra={**log, "chunks": len(bodies), "invalid": len(invalid)})
         return RecordResult(rid, "handed_on", children=tuple(invalid))
 
@@ -113,13 +113,13 @@ class BulkSender(ProviderCalls):
         if not bulk.children:  # only a hand-made message marked as a chunk can be: its request keeps the rest
             logger.warning("a chunk without a number that can be sent; nothing to send", extra=log)
             return RecordResult(rid, "invalid", ErrorCode.INVALID_REQUEST)
-        deadline = inbound.deadline(self._settings.max_message_age_seconds)
-        if deadline is not None and self._clock() >= deadline:
+        deadline = inbound.deadline(self.settings.max_message_age_seconds)
+        if deadline is not None and self.clock() >= deadline:
             return self.expire_chunk(bulk, sqs_message_id, lease_until)
         if not gate_open:  # no record is parked: the chunk waits in its queue until a poll run opens the gate
-            return RecordResult(rid, "deferred", ErrorCode.BALANCE_LOW, retry_at=self._clock() + BALANCE_WAIT_SECONDS)
+            return RecordResult(rid, "deferred", ErrorCode.BALANCE_LOW, retry_at=self.clock() + BALANCE_WAIT_SECONDS)
         try:
-            credentials = self._credentials.get()
+            credentials = self.credentials.get()
         except CredentialsError as exc:
             logger.error(
                 "chunk cannot be sent yet; will retry",
@@ -134,7 +134,7 @@ class BulkSender(ProviderCalls):
             )
             return RecordResult(rid, "retry", ErrorCode.MISSING_SENDER_ID)
 
-        if self._provider.max_numbers == 1:
+        if self.provider.max_numbers == 1:
             return self._send_each(bulk, planned, credentials, lease_until, sqs_message_id, grant)
         return self._send_together(bulk, planned, credentials, lease_until, sqs_message_id)
 
@@ -159,18 +159,18 @@ class BulkSender(ProviderCalls):
         def send(creds: Credentials) -> SendResult:
             first = self._outbound(claimed[0][0], creds) or replace(planned, phone=claimed[0][0].phone)
             if len(claimed) == 1:
-                return self._provider.send(first, creds)
+                return self.provider.send(first, creds)
             numbers = tuple(child.phone for child, _ in claimed)
             texts = tuple(child.text for child, _ in claimed) if bulk.personal else None
             outbound = OutboundBulk(
                 numbers, None if texts else first.text, texts, first.sender_id, first.transactional, first.campaign_id
             )
-            return self._provider.send_bulk(outbound, creds)
+            return self.provider.send_bulk(outbound, creds)
 
         result = self._call(send, credentials, log, bulk.priority)
-        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
-            need = sum(child.segmentation.parts for child, _ in claimed) * self._settings.price_per_part
-            self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
+        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self.gate.enabled:
+            need = sum(child.segmentation.parts for child, _ in claimed) * self.settings.price_per_part
+            self.gate.close("the provider answered insufficient balance", now=self.clock(), need=need)
             message = result.error_message or ""
             self._each(
                 lambda pair: self._release(
@@ -182,7 +182,7 @@ class BulkSender(ProviderCalls):
                 rid,
                 "deferred",
                 ErrorCode.INSUFFICIENT_BALANCE,
-                retry_at=self._clock() + BALANCE_WAIT_SECONDS,
+                retry_at=self.clock() + BALANCE_WAIT_SECONDS,
                 provider_reached=True,
             )
         settled = self._each(
@@ -210,8 +210,8 @@ class BulkSender(ProviderCalls):
         results: list[RecordResult] = []
         for index, child in enumerate(bulk.children):
             wait = self._renew(grant, child.priority)
-            if wait is not None and self._limiter is not None and grant is not None:
-                self._limiter.release(grant, len(bulk.children) - index)
+            if wait is not None and self.limiter is not None and grant is not None:
+                self.limiter.release(grant, len(bulk.children) - index)
                 return RecordResult(rid, "deferred", ErrorCode.RATE_LIMITED, retry_at=wait, children=tuple(results))
             log = log_of(child)
             claim = self._claim(child, lease_until, sqs_message_id)
@@ -221,10 +221,10 @@ class BulkSender(ProviderCalls):
             fallback = replace(planned, phone=child.phone, text=child.text)
 
             def send(creds: Credentials, child: SmsRequest = child, fallback: OutboundSms = fallback) -> SendResult:
-                return self._provider.send(self._outbound(child, creds) or fallback, creds)
+                return self.provider.send(self._outbound(child, creds) or fallback, creds)
 
             result = self._call(send, credentials, log, child.priority)
-            if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
+            if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self.gate.enabled:
                 return self._out_of_balance(bulk, results, child, claim.token, result, log)
             settled = self._settle(child, claim.token, claim.attempts, result, log)
             results.append(settled)
@@ -232,7 +232,7 @@ class BulkSender(ProviderCalls):
                 return replace(settled, request_id=rid, children=tuple(results))
             if settled.provider_reached is False and len(results) < len(bulk.children):
                 # The provider is failing: the rest wait (and the outage count sees one failure per chunk).
-                backoff = self._clock() + self._settings.retry_base_seconds
+                backoff = self.clock() + self.settings.retry_base_seconds
                 return replace(
                     settled, request_id=rid, disposition="deferred", retry_at=backoff, children=tuple(results)
                 )
@@ -253,10 +253,10 @@ class BulkSender(ProviderCalls):
         """MiM answered insufficient balance for `child`: the gate closes for what the chunk still needs, and
         that number and the rest wait as a chunk."""
         unsent = bulk.children[len(results) :]
-        need = sum(other.segmentation.parts for other in unsent) * self._settings.price_per_part
-        self._gate.close("the provider answered insufficient balance", now=self._clock(), need=need)
+        need = sum(other.segmentation.parts for other in unsent) * self.settings.price_per_part
+        self.gate.close("the provider answered insufficient balance", now=self.clock(), need=need)
         self._release(child, token, ErrorCode.INSUFFICIENT_BALANCE, result.error_message or "", log)
-        retry_at = self._clock() + BALANCE_WAIT_SECONDS
+        retry_at = self.clock() + BALANCE_WAIT_SECONDS
         return RecordResult(
             bulk.request_id,
             "deferred",

@@ -28,7 +28,7 @@ class ProviderCalls(RecordKeeper):
 
         No record is claimed; one that already exists and is settled makes this a plain duplicate.
         """
-        existing = self._store.get(request.request_id)
+        existing = self.store.get(request.request_id)
         if existing is not None and not (
             existing.status == Status.SENDING and existing.attempt_state in (AttemptState.RELEASED, AttemptState.HELD)
         ):
@@ -40,7 +40,7 @@ class ProviderCalls(RecordKeeper):
 
     def _outbound(self, request: SmsRequest, credentials: Credentials) -> OutboundSms | None:
         # The message's own, else the secret's, else the stack's default (template parameter SenderId).
-        sender_id = request.sender_id or credentials.sender_id or self._settings.default_sender_id
+        sender_id = request.sender_id or credentials.sender_id or self.settings.default_sender_id
         if not sender_id:
             return None
         return OutboundSms(
@@ -53,21 +53,21 @@ class ProviderCalls(RecordKeeper):
         )
 
     def _send_one(self, request: SmsRequest, planned: OutboundSms, credentials: Credentials) -> SendResult:
-        return self._provider.send(self._outbound(request, credentials) or planned, credentials)
+        return self.provider.send(self._outbound(request, credentials) or planned, credentials)
 
     def _renew(self, grant: Grant | None, priority: Priority) -> float | None:
         """None when a call of `grant` may go now (counted again if it is later than half the limiter's
         slack after its grant); else when capacity is expected."""
-        if grant is None or self._limiter is None:
+        if grant is None or self.limiter is None:
             return None
         lane = Lane.OTP if priority == "high" else Lane.BULK
-        return self._limiter.renew(grant, lane, within=self._settings.rate_slack_seconds / 2)
+        return self.limiter.renew(grant, lane, within=self.settings.rate_slack_seconds / 2)
 
     def _another_call(self, priority: Priority) -> bool:
         """Capacity for one more call than admission took (the same request again, with a rotated key)."""
-        if self._limiter is None:
+        if self.limiter is None:
             return False
-        return self._limiter.acquire(Lane.OTP if priority == "high" else Lane.BULK).granted == 1
+        return self.limiter.acquire(Lane.OTP if priority == "high" else Lane.BULK).granted == 1
 
     def _call(
         self,
@@ -84,7 +84,7 @@ class ProviderCalls(RecordKeeper):
             if not result.auth_failed:
                 return result
             try:
-                fresh = self._credentials.refresh()
+                fresh = self.credentials.refresh()
             except CredentialsError:
                 return result
             if fresh == credentials:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from smsgw.balance import BalanceGate
@@ -29,47 +29,36 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
+@dataclass(eq=False)
 class RecordKeeper:
     """The send path's collaborators, and every outcome it writes to a status record (claims, sent,
     failed, held, released, maybe-sent, duplicates)."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        store: MessageStore,
-        provider: Provider,
-        credentials: CredentialSource,
-        gate: BalanceGate,
-        clock: Callable[[], float] = time.time,
-        deferrer: Deferrer | None = None,
-        writes: Executor | None = None,
-        limiter: RateLimiter | None = None,
-    ) -> None:
-        self._limiter = limiter  # capacity for a call beyond the one admitted (None: no such call is made)
-        self._deferrer = deferrer
-        self._writes = writes  # a chunk's records, written side by side (None: one after another)
-        self._settings = settings
-        self._store = store
-        self._provider = provider
-        self._credentials = credentials
-        self._gate = gate
-        self._clock = clock
+    settings: Settings
+    store: MessageStore
+    provider: Provider
+    credentials: CredentialSource
+    gate: BalanceGate
+    clock: Callable[[], float] = time.time
+    deferrer: Deferrer | None = None
+    writes: Executor | None = None  # a chunk's records, written side by side (None: one after another)
+    limiter: RateLimiter | None = None  # capacity for a call beyond the one admitted (None: no such call is made)
 
     def now(self) -> float:
-        return self._clock()
+        return self.clock()
 
     def _each(self, work: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         """`work` on every item, results in order: on the write pool when there is one. A chunk's numbers
         are independent records, each its own DynamoDB round trip: a thousand of them one after another
         would take seconds of the function's time."""
-        if self._writes is None or len(items) < 2:
+        if self.writes is None or len(items) < 2:
             return [work(item) for item in items]
-        return list(self._writes.map(work, items))
+        return list(self.writes.map(work, items))
 
     def _claim(self, request: SmsRequest, lease_until: float, sqs_message_id: str) -> Claim:
-        resolve_at = lease_until + self._settings.maybe_sent_grace_seconds  # if the attempt never says how it ended
-        return self._store.claim(
-            request, now=self._clock(), lease_until=lease_until, resolve_at=resolve_at, sqs_message_id=sqs_message_id
+        resolve_at = lease_until + self.settings.maybe_sent_grace_seconds  # if the attempt never says how it ended
+        return self.store.claim(
+            request, now=self.clock(), lease_until=lease_until, resolve_at=resolve_at, sqs_message_id=sqs_message_id
         )
 
     def expire(self, request: SmsRequest, sqs_message_id: str, lease_until: float) -> RecordResult:
@@ -78,9 +67,9 @@ class RecordKeeper:
         claim = self._claim(request, lease_until, sqs_message_id)
         if claim.token is None:
             return self._duplicate(request, claim.existing, log)
-        now = self._clock()
+        now = self.clock()
         message = "not handed to the provider before its valid_until (or the maximum message age); never sent late"
-        self._store.mark_failed(
+        self.store.mark_failed(
             request.request_id,
             claim.token,
             now=now,
@@ -98,11 +87,11 @@ class RecordKeeper:
         """Due later: recorded as `scheduled`, the body kept (its request_id and deadline written in), and
         published again by poll_status when due, however far ahead. No provider call, no capacity taken."""
         parked = pin_request_id(body, request.request_id, deadline)
-        existing = self._store.schedule(request, now=self._clock(), payload=parked)
+        existing = self.store.schedule(request, now=self.clock(), payload=parked)
         if existing is not None and existing.status == Status.SCHEDULED:
             # A copy of a message still scheduled (published early, or by the producer twice): acknowledging
             # it could drop the one copy poll_status published; it waits in its queue until due instead.
-            due = request.schedule_time.timestamp() if request.schedule_time is not None else self._clock()
+            due = request.schedule_time.timestamp() if request.schedule_time is not None else self.clock()
             return RecordResult(request.request_id, "deferred", "scheduled", retry_at=due)
         if existing is not None:
             if isinstance(request, BulkRequest):
@@ -127,10 +116,10 @@ class RecordKeeper:
         error_code = result.error_code or ErrorCode.PROVIDER_ERROR
         error_message = result.error_message or error_code
         if result.outcome is Outcome.PERMANENT:
-            self._store.mark_failed(
+            self.store.mark_failed(
                 rid,
                 token,
-                now=self._clock(),
+                now=self.clock(),
                 error_code=error_code,
                 error_message=error_message,
                 provider_status=result.provider_status,
@@ -148,7 +137,7 @@ class RecordKeeper:
                 rid,
                 "deferred",
                 error_code,
-                retry_at=self._clock() + (result.retry_after or 0),
+                retry_at=self.clock() + (result.retry_after or 0),
                 throttled=True,
                 retry_after=result.retry_after,
             )
@@ -157,13 +146,13 @@ class RecordKeeper:
         return self._back_off(request, token, attempts, result, log)
 
     def _sent(self, request: SmsRequest, token: str, result: SendResult, log: dict[str, Any]) -> RecordResult:
-        now = self._clock()
+        now = self.clock()
         rid, parts = request.request_id, request.segmentation.parts
-        cost = result.cost if result.cost is not None else parts * self._settings.price_per_part
+        cost = result.cost if result.cost is not None else parts * self.settings.price_per_part
         # MiM's reports come seconds to minutes later; the policy may not track this one at all.
-        tracked = self._settings.tracking.tracks(rid, request.priority)
-        report_due = now + self._settings.report_delay_seconds if tracked else None
-        written = self._store.mark_sent(
+        tracked = self.settings.tracking.tracks(rid, request.priority)
+        report_due = now + self.settings.report_delay_seconds if tracked else None
+        written = self.store.mark_sent(
             rid,
             token,
             now=now,
@@ -182,12 +171,12 @@ class RecordKeeper:
     ) -> RecordResult:
         """Certainly not sent: again later with exponential back-off (the deferral adds jitter), until the
         last attempt, which fails as `retries_exhausted` naming the last answer."""
-        rid, now = request.request_id, self._clock()
+        rid, now = request.request_id, self.clock()
         error_code = result.error_code or ErrorCode.PROVIDER_ERROR
         error_message = result.error_message or error_code
-        if attempts >= self._settings.max_send_attempts:
+        if attempts >= self.settings.max_send_attempts:
             message = f"not sent after {attempts} attempts; the last answer: {error_code}: {error_message}"
-            self._store.mark_failed(
+            self.store.mark_failed(
                 rid,
                 token,
                 now=now,
@@ -198,13 +187,13 @@ class RecordKeeper:
             logger.error("sms not sent after every attempt", extra={**log, "error_code": error_code})
             return RecordResult(rid, "failed", ErrorCode.RETRIES_EXHAUSTED)
         self._release(request, token, error_code, error_message, log)
-        backoff = self._settings.retry_base_seconds * 2 ** (attempts - 1)
+        backoff = self.settings.retry_base_seconds * 2 ** (attempts - 1)
         return RecordResult(rid, "deferred", error_code, retry_at=now + backoff)
 
     def _mark_maybe_sent(self, request_id: str, token: str, error_message: str) -> None:
-        now = self._clock()
-        resolve_at = now + self._settings.maybe_sent_grace_seconds
-        self._store.mark_maybe_sent(request_id, token, now=now, error_message=error_message, resolve_at=resolve_at)
+        now = self.clock()
+        resolve_at = now + self.settings.maybe_sent_grace_seconds
+        self.store.mark_maybe_sent(request_id, token, now=now, error_message=error_message, resolve_at=resolve_at)
 
     def _hold(
         self,
@@ -217,10 +206,10 @@ class RecordKeeper:
         *,
         attempted: bool,
     ) -> RecordResult:
-        self._store.hold(
+        self.store.hold(
             request.request_id,
             token,
-            now=self._clock(),
+            now=self.clock(),
             payload=body,
             error_code=error_code,
             error_message=error_message,
@@ -232,16 +221,16 @@ class RecordKeeper:
     def _release(
         self, request: SmsRequest, token: str, error_code: str, error_message: str, log: dict[str, Any]
     ) -> RecordResult:
-        self._store.release(
-            request.request_id, token, now=self._clock(), error_code=error_code, error_message=error_message
+        self.store.release(
+            request.request_id, token, now=self.clock(), error_code=error_code, error_message=error_message
         )
         logger.warning("sms not sent; will retry", extra={**log, "error_code": error_code})
         return RecordResult(request.request_id, "retry", error_code)
 
     def _reject(self, exc: InvalidRequest, sqs_message_id: str) -> RecordResult:
         request_id = exc.request_id or sqs_message_id
-        now = self._clock()
-        created = self._store.record_invalid(request_id, exc.code, exc.message, now=now, sqs_message_id=sqs_message_id)
+        now = self.clock()
+        created = self.store.record_invalid(request_id, exc.code, exc.message, now=now, sqs_message_id=sqs_message_id)
         logger.warning(
             "invalid request rejected", extra={"request_id": request_id, "error_code": exc.code, "recorded": created}
         )
@@ -252,7 +241,7 @@ class RecordKeeper:
             existing is not None
             and existing.status == Status.SENDING
             and existing.attempt_state == AttemptState.IN_FLIGHT
-            and existing.lease_until < self._clock()
+            and existing.lease_until < self.clock()
         ):
             # An earlier invocation claimed it and ended without a word (timeout, crash): it may have sent it.
             self._mark_maybe_sent(

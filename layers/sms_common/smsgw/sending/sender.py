@@ -24,7 +24,7 @@ class Sender(BulkSender):
     """One SQS record's whole life on the send path (`handle`), run in a worker thread of the batch."""
 
     def process(self, body: str, sqs_message_id: str, lease_until: float, *, gate_open: bool = True) -> RecordResult:
-        inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self._settings.smart_encoding)
+        inbound = Inbound.parse(body, sqs_message_id, smart_encoding=self.settings.smart_encoding)
         return self.handle(inbound, lease_until, gate_open=gate_open)
 
     def handle(
@@ -45,10 +45,10 @@ class Sender(BulkSender):
         """One SMS: expired, scheduled for later, parked behind a closed gate, or claimed and sent."""
         request, body, sqs_message_id = inbound.sms, inbound.body, inbound.sqs_message_id
         log = log_of(request)
-        deadline = inbound.deadline(self._settings.max_message_age_seconds)
-        if deadline is not None and self._clock() >= deadline:
+        deadline = inbound.deadline(self.settings.max_message_age_seconds)
+        if deadline is not None and self.clock() >= deadline:
             return self.expire(request, sqs_message_id, lease_until)
-        if scheduled_later(inbound, self._clock()):
+        if scheduled_later(inbound, self.clock()):
             return self._schedule(request, body, deadline, log)
         if not gate_open:
             claim = self._claim(request, lease_until, sqs_message_id)
@@ -67,7 +67,7 @@ class Sender(BulkSender):
 
         # The record is claimed only once the message can go: credentials in hand, a sender ID known.
         try:
-            credentials = self._credentials.get()  # every failure comes as CredentialsError
+            credentials = self.credentials.get()  # every failure comes as CredentialsError
         except CredentialsError as exc:
             return self._not_ready(request, ErrorCode.CREDENTIALS_UNAVAILABLE, str(exc), log)
         outbound = self._outbound(request, credentials)
@@ -85,9 +85,9 @@ class Sender(BulkSender):
 
         send = functools.partial(self._send_one, request, outbound)
         result = self._call(send, credentials, log, request.priority)
-        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self._gate.enabled:
-            cost = request.segmentation.parts * self._settings.price_per_part
-            self._gate.close("the provider answered insufficient balance", now=self._clock(), need=cost)
+        if result.error_code == ErrorCode.INSUFFICIENT_BALANCE and self.gate.enabled:
+            cost = request.segmentation.parts * self.settings.price_per_part
+            self.gate.close("the provider answered insufficient balance", now=self.clock(), need=cost)
             parked = pin_request_id(body, request.request_id, deadline)
             held = self._hold(
                 request, token, parked, ErrorCode.INSUFFICIENT_BALANCE, result.error_message or "", log, attempted=True
@@ -99,7 +99,7 @@ class Sender(BulkSender):
         """Cancel a message that has not gone to the provider; too late is recorded on its record and
         answered once (a status event), never retried. No provider call, no capacity taken."""
         rid = cancel.request_id
-        result, existing = self._store.cancel(rid, now=self._clock(), answer_too_late=answer_too_late)
+        result, existing = self.store.cancel(rid, now=self.clock(), answer_too_late=answer_too_late)
         if result is None and answer_too_late and existing is not None and existing.cancels_by_number:
             return self._cancel_bulk(existing, existing.phones or ())
         if result is CancelResult.CANCELLED:
