@@ -32,7 +32,7 @@ from smsgw.credentials import CredentialsError, CredentialSource
 from smsgw.deferral import pin_request_id
 from smsgw.limiter import Lane, RateLimiter
 from smsgw.observability import logger, metrics
-from smsgw.provider import DeliveryState, Outcome, Provider, outage_sign
+from smsgw.provider import DeliveryReport, DeliveryState, Outcome, Provider, outage_sign
 from smsgw.records import AttemptState, Status, StatusRecord, WorkKind
 from smsgw.store import MessageStore
 
@@ -232,7 +232,7 @@ class Poller:
         expired = now >= sent_at + self.settings.tracking_window_hours * 3600
         message_id = item.message_id
         if not message_id or expired or item.report_checks >= MAX_REPORT_LOOKUPS:
-            return False, self._finish(item, Status.UNKNOWN, now, item.provider_status)
+            return False, self._finish(item, Status.UNKNOWN, now)
         report = self.provider.delivery_report(str(message_id), str(item.phone), credentials)
         if report.state is None:
             # The lookup itself failed: throttling ends this run's polling (and the message looks again
@@ -248,11 +248,9 @@ class Poller:
             return True, {"pending": True, "throttled": throttled}
         self.limiter.provider_answered()
         if report.state is DeliveryState.DELIVERED:
-            return True, self._finish(item, Status.DELIVERED, now, report.provider_status, sent_at=sent_at)
+            return True, self._finish(item, Status.DELIVERED, now, report)
         if report.state is DeliveryState.FAILED:
-            return True, self._finish(
-                item, Status.FAILED, now, report.provider_status, report.error_code, report.error_message
-            )
+            return True, self._finish(item, Status.FAILED, now, report)
         due = self._next_look(item, now)
         self.store.postpone_report(request_id, now=now, due=due, provider_status=report.provider_status)
         return True, {"pending": True}
@@ -265,28 +263,23 @@ class Poller:
         return min(now + backoff, sent_at + self.settings.tracking_window_hours * 3600)
 
     def _finish(
-        self,
-        item: StatusRecord,
-        status: Status,
-        now: float,
-        provider_status: str | None,
-        error_code: str | None = None,
-        error_message: str | None = None,
-        sent_at: float | None = None,
+        self, item: StatusRecord, status: Status, now: float, report: DeliveryReport | None = None
     ) -> dict[str, Any]:
+        """Write `status` from `report` (none: the tracking ended without one); a failed report names why."""
+        failed = report is not None and status is Status.FAILED
         written = self.store.finish_report(
             item.request_id,
             status,
             now=now,
-            provider_status=provider_status,
-            error_code=error_code,
-            error_message=error_message,
+            provider_status=report.provider_status if report is not None else item.provider_status,
+            error_code=report.error_code if failed and report is not None else None,
+            error_message=report.error_message if failed and report is not None else None,
         )
         if not written:  # already final: a late or repeated report changes nothing
             return {"stale": True}
-        result: dict[str, Any] = {"status": status, "error_code": error_code}
-        if sent_at is not None:
-            result["latency"] = now - sent_at
+        result: dict[str, Any] = {"status": status, "error_code": report.error_code if failed and report else None}
+        if status is Status.DELIVERED:
+            result["latency"] = now - (_epoch(item.sent_at) or now)
         return result
 
     def _tally(self, result: dict[str, Any], summary: PollSummary) -> None:

@@ -17,13 +17,17 @@ from smsgw.store.base import (
     TableBase,
     _number,
     _pending,
+    final,
     iso,
 )
 from smsgw.transitions import Change
 
+# What a settled attempt no longer has: its lease.
+SETTLED = ("lease_until",)
+
 
 class Attempts(TableBase):
-    """A send attempt's writes, each conditional on the claim that owns the record."""
+    """A send attempt's writes, each conditional on the claim that owns the record (Change.SETTLE)."""
 
     def claim(
         self, request: SmsRequest, *, now: float, lease_until: float, resolve_at: float, sqs_message_id: str
@@ -96,17 +100,6 @@ class Attempts(TableBase):
             item[PARENT] = parent_id
         return self._create(item) is None
 
-    def _finish_attempt(
-        self,
-        request_id: str,
-        token: str,
-        sets: dict[str, Any],
-        remove: tuple[str, ...] = (),
-        add: dict[str, int] | None = None,
-    ) -> bool:
-        """Apply `sets` if this claim still owns a `sending` record. False when it no longer does."""
-        return self._update(request_id, Change.SETTLE, sets, remove=(*remove, "lease_until"), add=add, token=token)
-
     def mark_sent(
         self,
         request_id: str,
@@ -136,7 +129,7 @@ class Attempts(TableBase):
             sets["message_id"] = message_id
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(request_id, token, sets, remove=remove)
+        return self._update(request_id, Change.SETTLE, sets, remove=(*remove, *SETTLED), token=token)
 
     def mark_failed(
         self,
@@ -150,19 +143,11 @@ class Attempts(TableBase):
         attempted: bool = True,
     ) -> bool:
         """`failed`. `attempted` is False when the provider was not called (the claim's count is undone)."""
-        sets: dict[str, Any] = {
-            "status": Status.FAILED,
-            "attempt_state": AttemptState.DONE,
-            "error_code": error_code,
-            "error_message": bounded(error_message),
-            "final_at": iso(now),
-            "updated_at": iso(now),
-        }
+        sets = final(Status.FAILED, now, error_code, error_message)
         if provider_status:
             sets["provider_status"] = provider_status
-        return self._finish_attempt(
-            request_id, token, sets, remove=(WORK, DUE), add=None if attempted else {"attempts": -1}
-        )
+        uncounted = None if attempted else {"attempts": -1}
+        return self._update(request_id, Change.SETTLE, sets, remove=(WORK, DUE, *SETTLED), add=uncounted, token=token)
 
     def release(self, request_id: str, token: str, *, now: float, error_code: str, error_message: str) -> bool:
         """The attempt certainly did not reach the provider: let the next delivery of the message claim it.
@@ -174,7 +159,7 @@ class Attempts(TableBase):
             "error_message": bounded(error_message),
             "updated_at": iso(now),
         }
-        return self._finish_attempt(request_id, token, sets, remove=(WORK, DUE))
+        return self._update(request_id, Change.SETTLE, sets, remove=(WORK, DUE, *SETTLED), token=token)
 
     def hold(
         self,
@@ -199,7 +184,8 @@ class Attempts(TableBase):
             "payload": payload,
             **_pending(DueWork(WorkKind.HELD, now)),
         }
-        return self._finish_attempt(request_id, token, sets, add=None if attempted else {"attempts": -1})
+        uncounted = None if attempted else {"attempts": -1}
+        return self._update(request_id, Change.SETTLE, sets, remove=SETTLED, add=uncounted, token=token)
 
     def mark_maybe_sent(
         self, request_id: str, token: str, *, now: float, error_message: str, resolve_at: float
@@ -212,4 +198,4 @@ class Attempts(TableBase):
             "updated_at": iso(now),
             **_pending(DueWork(WorkKind.UNRESOLVED, resolve_at)),
         }
-        return self._finish_attempt(request_id, token, sets)
+        return self._update(request_id, Change.SETTLE, sets, remove=SETTLED, token=token)

@@ -10,7 +10,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from smsgw.records import FINAL_STATUSES, DueWork, StatusRecord
+from smsgw.fields import bounded
+from smsgw.records import FINAL_STATUSES, AttemptState, DueWork, Status, StatusRecord
 from smsgw.transitions import BULK, TRANSITIONS, Change, From
 
 TTL_ATTRIBUTE = "expires_at"
@@ -75,6 +76,18 @@ def condition(change: Change) -> tuple[str, dict[str, Any]]:
     if len(sources) == 1:
         return _when(sources[0]), values
     return " OR ".join(f"({_when(start)})" for start in sources), values
+
+
+def final(status: Status, now: float, error_code: str, error_message: str) -> dict[str, Any]:
+    """What every write that ends a record sets: the status, the attempt done, why, and when."""
+    return {
+        "status": status,
+        "attempt_state": AttemptState.DONE,
+        "error_code": error_code,
+        "error_message": bounded(error_message),
+        "final_at": iso(now),
+        "updated_at": iso(now),
+    }
 
 
 def _pending(work: DueWork) -> dict[str, Any]:

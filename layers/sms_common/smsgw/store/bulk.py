@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smsgw.message import BulkRequest, bounded
+from smsgw.message import BulkRequest
 from smsgw.records import AttemptState, Status, StatusRecord
 from smsgw.store.base import (
     DUE,
@@ -14,6 +14,7 @@ from smsgw.store.base import (
     WORK,
     _from_dynamo,
     _values,
+    final,
     iso,
 )
 from smsgw.store.work import PendingWork
@@ -58,15 +59,7 @@ class BulkRecords(PendingWork):
 
     def fail_bulk(self, request_id: str, *, now: float, error_code: str, error_message: str) -> bool:
         """A bulk request that cannot go at all (past its valid_until when due): `failed`, no number sent."""
-        sets = {
-            "status": Status.FAILED,
-            "attempt_state": AttemptState.DONE,
-            "error_code": error_code,
-            "error_message": bounded(error_message),
-            "final_at": iso(now),
-            "updated_at": iso(now),
-        }
-        return self._update(request_id, Change.BULK_PROGRESS, sets)
+        return self._update(request_id, Change.BULK_PROGRESS, final(Status.FAILED, now, error_code, error_message))
 
     def handed_on(self, request_id: str, *, now: float) -> bool:
         """Every number of the bulk request is in a chunk of its own queue: a later copy is a duplicate."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from smsgw.errors import ErrorCode
-from smsgw.records import AttemptState, CancelResult, Status, StatusRecord
+from smsgw.records import CancelResult, Status, StatusRecord
 from smsgw.store.base import (
     DUE,
     PARENT,
     TTL_ATTRIBUTE,
     WORK,
+    final,
     iso,
 )
 from smsgw.store.bulk import BulkRecords
@@ -83,14 +84,9 @@ class MessageStore(BulkRecords):
             request_id,
             change,
             sets={
-                "status": Status.CANCELLED,
-                "attempt_state": AttemptState.DONE,
-                "error_code": ErrorCode.CANCELLED,
-                "error_message": message,
+                **final(Status.CANCELLED, now, ErrorCode.CANCELLED, message),
                 "cancel_requested_at": iso(now),
                 "cancel_result": CancelResult.CANCELLED,
-                "final_at": iso(now),
-                "updated_at": iso(now),
             },
             sets_if_absent={
                 "created_at": iso(now),

@@ -7,7 +7,7 @@ from typing import Any
 
 from smsgw.errors import ErrorCode
 from smsgw.message import BulkRequest, SmsRequest, bounded
-from smsgw.records import AttemptState, DueWork, Status, StatusRecord, WorkKind
+from smsgw.records import DueWork, Status, StatusRecord, WorkKind
 from smsgw.store.attempts import Attempts
 from smsgw.store.base import (
     DUE,
@@ -18,6 +18,7 @@ from smsgw.store.base import (
     _number,
     _pending,
     _values,
+    final,
     iso,
 )
 from smsgw.transitions import BULK, Change
@@ -125,14 +126,7 @@ class PendingWork(Attempts):
     def resolve_maybe_sent(self, request_id: str, *, now: float, error_message: str) -> bool:
         """A maybe-sent record past its grace period, or an attempt that ended without recording its outcome
         (still in flight after its lease): `unknown` with `outcome_unknown` (the contract's policy)."""
-        sets = {
-            "status": Status.UNKNOWN,
-            "attempt_state": AttemptState.DONE,
-            "error_code": ErrorCode.OUTCOME_UNKNOWN,
-            "error_message": bounded(error_message),
-            "final_at": iso(now),
-            "updated_at": iso(now),
-        }
+        sets = final(Status.UNKNOWN, now, ErrorCode.OUTCOME_UNKNOWN, error_message)
         return self._update(request_id, Change.RESOLVE, sets, remove=(WORK, DUE, "lease_until"), now=now)
 
     def published_again(self, request_id: str, kind: WorkKind, *, now: float) -> bool:
