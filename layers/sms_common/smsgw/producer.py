@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from smsgw.cli import aws_options, clients
 from smsgw.message import BulkRequest, CancelRequest, InvalidRequest, SmsRequest, parse_message
 
 
@@ -140,8 +141,7 @@ def arguments() -> argparse.ArgumentParser:
     target.add_argument("--queue-url", help="the send queue (stack output SendQueueUrl)")
     target.add_argument("--stack-name", help="a deployed stack; its SendQueueUrl and PriorityQueueUrl outputs are used")
     parser.add_argument("--priority-queue-url", help="with --queue-url: where priority high goes (PriorityQueueUrl)")
-    parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
-    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    aws_options(parser)
     parser.add_argument("--json", help="the whole message as a JSON object (instead of the fields below)")
     parser.add_argument(
         "--cancel", metavar="REQUEST_ID", help="cancel that message unless it has gone to MiM (instead of a message)"
@@ -202,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
         return 0
-    session = boto3.session.Session(region_name=args.region)
-    sqs = session.client("sqs", endpoint_url=args.endpoint_url)
-    cloudformation = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    sqs, cloudformation = clients(args, "sqs", "cloudformation")
     try:
         message_id = publish(
             message,

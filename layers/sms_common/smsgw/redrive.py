@@ -16,9 +16,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from smsgw.cli import aws_options, clients
 from smsgw.deferral import PARENT_ATTRIBUTE, pin_request_id
 from smsgw.producer import stack_outputs
 
@@ -102,8 +102,7 @@ def arguments() -> argparse.ArgumentParser:
     parser.add_argument("--dead-letter-url", help="the dead-letter queue (stack output DeadLetterQueueUrl)")
     parser.add_argument("--queue-url", help="the send queue (stack output SendQueueUrl)")
     parser.add_argument("--priority-queue-url", help="the priority queue (stack output PriorityQueueUrl)")
-    parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
-    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    aws_options(parser)
     parser.add_argument("--limit", type=int, help="move at most this many messages")
     parser.add_argument("--dry-run", action="store_true", help="count what would move; publish and delete nothing")
     return parser
@@ -112,12 +111,11 @@ def arguments() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = arguments()
     args = parser.parse_args(argv)
-    session = boto3.session.Session(region_name=args.region)
-    sqs = session.client("sqs", endpoint_url=args.endpoint_url)
+    sqs, cloudformation = clients(args, "sqs", "cloudformation")
     dead_letter_url, queue_url, priority_queue_url = args.dead_letter_url, args.queue_url, args.priority_queue_url
     try:
         if args.stack_name:
-            outputs = stack_outputs(args.stack_name, session.client("cloudformation", endpoint_url=args.endpoint_url))
+            outputs = stack_outputs(args.stack_name, cloudformation)
             dead_letter_url = dead_letter_url or outputs.get("DeadLetterQueueUrl")
             queue_url = queue_url or outputs.get("SendQueueUrl")
             priority_queue_url = priority_queue_url or outputs.get("PriorityQueueUrl")

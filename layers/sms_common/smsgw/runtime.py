@@ -107,14 +107,9 @@ def limiter() -> RateLimiter:
 @functools.cache
 def deferrer() -> Deferrer:
     settings = get_settings()
-    return Deferrer(
-        client("sqs"),
-        settings.send_queue_url,
-        settings.priority_queue_url,
-        max_delay=settings.max_defer_seconds,
-        base_spread=settings.rate_limits[0].seconds / SLICES,  # a slice of the shortest window
-        clock=_clock,
-    )
+    queues = (settings.send_queue_url, settings.priority_queue_url)
+    spread = settings.rate_limits[0].seconds / SLICES  # a slice of the shortest window
+    return Deferrer(client("sqs"), *queues, max_delay=settings.max_defer_seconds, base_spread=spread, clock=_clock)
 
 
 @functools.cache

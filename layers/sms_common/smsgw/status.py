@@ -15,6 +15,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from smsgw.cli import aws_options, clients
 from smsgw.phone import mask
 from smsgw.producer import stack_outputs
 from smsgw.records import StatusRecord
@@ -94,21 +95,20 @@ def arguments() -> argparse.ArgumentParser:
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--table-name", help="the status table (stack output MessagesTableName)")
     target.add_argument("--stack-name", help="a deployed stack; its MessagesTableName output is used")
-    parser.add_argument("--endpoint-url", help="an AWS endpoint such as a local moto server")
-    parser.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    aws_options(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = arguments().parse_args(argv)
-    session = boto3.session.Session(region_name=args.region)
+    dynamodb, cloudformation = clients(args, "dynamodb", "cloudformation")
     try:
         found = status_of(
             args.request_id,
             table=args.table_name,
             stack_name=args.stack_name,
-            dynamodb=session.client("dynamodb", endpoint_url=args.endpoint_url),
-            cloudformation=session.client("cloudformation", endpoint_url=args.endpoint_url),
+            dynamodb=dynamodb,
+            cloudformation=cloudformation,
         )
     except (BotoCoreError, ClientError, LookupError) as exc:
         print(f"could not look it up: {exc}", file=sys.stderr)

@@ -80,47 +80,38 @@ def retry_after(headers: Mapping[str, str], now: float | None = None) -> float |
     return max(reset - now, 0.0) if reset > 1_000_000_000 else max(reset, 0.0)
 
 
+# Statuses that say what happened without a body: (outcome, error code, what to say when the body does not).
+_BY_STATUS: dict[int, tuple[Outcome, ErrorCode, str]] = {
+    429: (Outcome.THROTTLED, ErrorCode.RATE_LIMITED, "the provider's rate limit was reached"),
+    401: (Outcome.NOT_SENT, ErrorCode.AUTHENTICATION_FAILED, "the provider refused the credentials"),
+    403: (Outcome.NOT_SENT, ErrorCode.AUTHENTICATION_FAILED, "the provider refused the credentials"),
+    503: (Outcome.NOT_SENT, ErrorCode.PROVIDER_UNAVAILABLE, "the provider is temporarily unavailable"),
+}
+
+
 def by_http_status(response: HttpResponse, detail: str | None = None) -> SendResult:
     """Classify an answer whose body does not say what happened."""
     status = response.status
-    word = f"HTTP {status}"
-    if status == 429:
-        return SendResult(
-            Outcome.THROTTLED,
-            provider_status=word,
-            error_code=ErrorCode.RATE_LIMITED,
-            error_message=detail or "the provider's rate limit was reached",
-            retry_after=retry_after(response.headers),
-        )
-    if status in (401, 403):
-        return SendResult(
-            Outcome.NOT_SENT,
-            provider_status=word,
-            error_code=ErrorCode.AUTHENTICATION_FAILED,
-            error_message=detail or "the provider refused the credentials",
-            auth_failed=True,
-        )
-    if status == 503:
-        return SendResult(
-            Outcome.NOT_SENT,
-            provider_status=word,
-            error_code=ErrorCode.PROVIDER_UNAVAILABLE,
-            error_message=detail or "the provider is temporarily unavailable",
-        )
-    if status >= 500 or 200 <= status < 300:
+    if status in _BY_STATUS:
+        outcome, code, said = _BY_STATUS[status]
+    elif status >= 500 or 200 <= status < 300:
         # The request reached the provider and may have been acted on: a 200 we cannot read,
         # or a server error after the body was written.
-        return SendResult(
-            Outcome.MAYBE_SENT,
-            provider_status=word,
-            error_code=ErrorCode.PROVIDER_ERROR,
-            error_message=detail or "the provider's answer does not say whether it sent the SMS",
+        outcome, code = Outcome.MAYBE_SENT, ErrorCode.PROVIDER_ERROR
+        said = "the provider's answer does not say whether it sent the SMS"
+    else:
+        # Other 3xx/4xx: the request was refused as a whole (wrong URL, bad gateway config): ours to fix,
+        # so retry and let the DLQ keep it rather than fail the message.
+        outcome, code, said = (
+            Outcome.NOT_SENT,
+            ErrorCode.PROVIDER_ERROR,
+            f"the provider refused the request with HTTP {status}",
         )
-    # Other 3xx/4xx: the request was refused as a whole (wrong URL, bad gateway config): ours to fix,
-    # so retry and let the DLQ keep it rather than fail the message.
     return SendResult(
-        Outcome.NOT_SENT,
-        provider_status=word,
-        error_code=ErrorCode.PROVIDER_ERROR,
-        error_message=detail or f"the provider refused the request with HTTP {status}",
+        outcome,
+        provider_status=f"HTTP {status}",
+        error_code=code,
+        error_message=detail or said,
+        auth_failed=code is ErrorCode.AUTHENTICATION_FAILED,
+        retry_after=retry_after(response.headers) if outcome is Outcome.THROTTLED else None,
     )
