@@ -51,18 +51,14 @@ def default_mix(count: int) -> list[Planned]:
     def msg(**fields: Any) -> str:
         return json.dumps(fields, ensure_ascii=False)
 
+    otp = msg(
+        phone="01712345601",
+        message="Your OTP is 482913. It expires in 5 minutes.",
+        request_id="otp-en-1",
+        priority="high",
+    )
     mix = [
-        Planned(
-            "OTP, English",
-            msg(
-                phone="01712345601",
-                message="Your OTP is 482913. It expires in 5 minutes.",
-                request_id="otp-en-1",
-                priority="high",
-            ),
-            "otp-en-1",
-            "delivered",
-        ),
+        Planned("OTP, English", otp, "otp-en-1", "delivered"),
         Planned(
             "OTP, Bangla",
             msg(
@@ -99,18 +95,7 @@ def default_mix(count: int) -> list[Planned]:
             "landline-1",
             "failed:invalid_phone",
         ),
-        Planned(
-            "repeated request_id",
-            msg(
-                phone="01712345601",
-                message="Your OTP is 482913. It expires in 5 minutes.",
-                request_id="otp-en-1",
-                priority="high",
-            ),
-            "otp-en-1",
-            "delivered",
-            duplicate=True,
-        ),
+        Planned("repeated request_id", otp, "otp-en-1", "delivered", duplicate=True),
         Planned("not JSON", "this body is not JSON {", None, "failed:invalid_request"),
         Planned(
             "barred subscriber",
@@ -304,16 +289,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--count", type=int, default=12, help="messages to publish (default 12; at least 8 for the full mix)"
     )
-    parser.add_argument("--dialect", choices=["official", "generic"], default="official")
     parser.add_argument("--messages", type=Path, help="a JSON array of messages to publish instead of the mix")
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND=RATE",
-        help=f"simulator fault rate, repeatable; kinds: {', '.join(FAULTS)}",
-    )
-    parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
+    local.simulator_options(parser)
     parser.add_argument(
         "--timeout", type=float, help="give up after this many seconds (default: 90, or longer for large counts)"
     )

@@ -446,16 +446,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"messages (default {DEFAULT_COUNT})")
     parser.add_argument("--consumers", type=int, default=4, help="send-function processes (default 4)")
     parser.add_argument("--otp-every", type=int, default=10, help="every Nth message is an OTP (default 10)")
-    parser.add_argument("--dialect", choices=["official", "generic"], default="official")
-    parser.add_argument(
-        "--fault",
-        action="append",
-        default=[],
-        metavar="KIND=RATE",
-        help=f"simulator fault rate, repeatable (default {DEFAULT_FAULTS}); kinds: {', '.join(FAULTS)}",
-    )
+    local.simulator_options(parser, default_faults=f" (default {DEFAULT_FAULTS})")
     parser.add_argument("--no-faults", action="store_true")
-    parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
     parser.add_argument("--timeout", type=float, help="give up after this many seconds (default: from the count)")
     parser.add_argument(
         "--bulk",

@@ -7,6 +7,7 @@ and the poll schedule. Only what cannot exist locally is substituted (account, r
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from devstack.motoserver import MotoServer, free_port
 from devstack.streams import StreamEventSource, filters_of, streams_client
 from devstack.template import create_table, load_template
-from mimsms_simulator import Account, MimSmsSimulator, ProviderState
+from mimsms_simulator import FAULTS, Account, MimSmsSimulator, ProviderState
 from smsgw.config import load_settings, parse_rate_limits
 
 REGION = "ap-southeast-1"
@@ -30,6 +31,19 @@ LOCAL_USERNAME, LOCAL_API_KEY, LOCAL_PASSWORD = "local@example.com", "local-api-
 LOCAL_SENDER_IDS, LOCAL_CAMPAIGN = ("MIMSMS", "ShopBD"), "CMP-1"
 LOCAL_SENDER_ID = LOCAL_SENDER_IDS[0]
 STATUS_EVENTS_QUEUE = "sms-gateway-local-status-events"
+
+
+def simulator_options(parser: argparse.ArgumentParser, *, default_faults: str = "") -> None:
+    """--dialect, --fault and --speed, as make run and make soak take them."""
+    parser.add_argument("--dialect", choices=["official", "generic"], default="official")
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help=f"simulator fault rate, repeatable{default_faults}; kinds: {', '.join(FAULTS)}",
+    )
+    parser.add_argument("--speed", type=float, default=60.0, help="time compression (60: a minute per second)")
 
 
 def resolve(value: Any, refs: dict[str, Any]) -> Any:

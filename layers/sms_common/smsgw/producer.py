@@ -16,9 +16,8 @@ from importlib import resources
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from smsgw.cli import aws_options, clients
+from smsgw.cli import Failed, aws_options, clients, reported
 from smsgw.message import BulkRequest, CancelRequest, InvalidRequest, SmsRequest, parse_message
 
 
@@ -203,17 +202,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"valid: {request.segmentation.parts} part(s), {request.segmentation.encoding}")
         return 0
     sqs, cloudformation = clients(args, "sqs", "cloudformation")
+    targets = {
+        "queue_url": args.queue_url,
+        "priority_queue_url": args.priority_queue_url,
+        "stack_name": args.stack_name,
+    }
     try:
-        message_id = publish(
-            message,
-            queue_url=args.queue_url,
-            priority_queue_url=args.priority_queue_url,
-            stack_name=args.stack_name,
-            sqs=sqs,
-            cloudformation=cloudformation,
-        )
-    except (BotoCoreError, ClientError, LookupError) as exc:
-        print(f"could not publish: {exc}", file=sys.stderr)
+        message_id = reported("publish", lambda: publish(message, **targets, sqs=sqs, cloudformation=cloudformation))
+    except Failed:
         return 1
     print(message_id)
     return 0

@@ -13,9 +13,8 @@ from dataclasses import asdict
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from smsgw.cli import aws_options, clients
+from smsgw.cli import Failed, aws_options, clients, reported
 from smsgw.phone import mask
 from smsgw.producer import stack_outputs
 from smsgw.records import StatusRecord
@@ -102,16 +101,19 @@ def arguments() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = arguments().parse_args(argv)
     dynamodb, cloudformation = clients(args, "dynamodb", "cloudformation")
-    try:
-        found = status_of(
+
+    def look_up() -> dict[str, Any] | None:
+        return status_of(
             args.request_id,
             table=args.table_name,
             stack_name=args.stack_name,
             dynamodb=dynamodb,
             cloudformation=cloudformation,
         )
-    except (BotoCoreError, ClientError, LookupError) as exc:
-        print(f"could not look it up: {exc}", file=sys.stderr)
+
+    try:
+        found = reported("look it up", look_up)
+    except Failed:
         return 2
     if found is None:
         print(f"no record of {args.request_id!r} (not received yet, or expired)", file=sys.stderr)

@@ -7,14 +7,7 @@ from typing import Any
 from smsgw.credentials import Credentials
 from smsgw.errors import ErrorCode, Outcome
 from smsgw.provider import common
-from smsgw.provider.base import (
-    BalanceResult,
-    DeliveryReport,
-    DeliveryState,
-    OutboundBulk,
-    OutboundSms,
-    SendResult,
-)
+from smsgw.provider.base import BalanceResult, DeliveryReport, DeliveryState, OutboundBulk, OutboundSms, SendResult
 from smsgw.provider.http import HttpClient, TransportError
 
 SUCCESS = frozenset({"success", "sent", "delivered", "accepted"})

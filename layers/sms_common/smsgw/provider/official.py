@@ -7,14 +7,7 @@ from typing import Any
 from smsgw.credentials import Credentials
 from smsgw.errors import ErrorCode, Outcome
 from smsgw.provider import common
-from smsgw.provider.base import (
-    BalanceResult,
-    DeliveryReport,
-    DeliveryState,
-    OutboundBulk,
-    OutboundSms,
-    SendResult,
-)
+from smsgw.provider.base import BalanceResult, DeliveryReport, DeliveryState, OutboundBulk, OutboundSms, SendResult
 from smsgw.provider.http import HttpClient, HttpResponse, TransportError
 
 # statusCode -> our error code (which carries its outcome class). 401 also covers "IP Black List", told
