@@ -78,6 +78,10 @@ def condition(change: Change) -> tuple[str, dict[str, Any]]:
     return " OR ".join(f"({_when(start)})" for start in sources), values
 
 
+# Built once, at import: every write of every record uses one of these.
+_CONDITIONS = {change: condition(change) for change in Change}
+
+
 def final(status: Status, now: float, error_code: str, error_message: str) -> dict[str, Any]:
     """What every write that ends a record sets: the status, the attempt done, why, and when."""
     return {
@@ -139,7 +143,8 @@ class TableBase:
         Returns (True, the attributes it set) or (False, the record as it is, {} when there is none).
         """
         _allowed(change, sets.get("status"))
-        when, when_values = condition(change)
+        when, constants = _CONDITIONS[change]
+        when_values = dict(constants)  # the caller's :token and :now join a copy
         for name, given in ((":token", token), (":now", None if now is None else _number(now))):
             if name in when:  # each source state that compares with it needs it
                 if given is None:
@@ -183,7 +188,7 @@ class TableBase:
         """Put `item` only if its request_id has no record yet: None when created, else that record ({} if
         DynamoDB did not return it)."""
         _allowed(Change.CREATE, item.get("status"))
-        when, _ = condition(Change.CREATE)
+        when, _ = _CONDITIONS[Change.CREATE]
         try:
             self._client.put_item(
                 TableName=self._table,
